@@ -36,6 +36,7 @@ use crate::store::{Store, StoreError};
 
 pub use credits::{Balance, CaptureReceipt};
 pub use events::EventReport;
+pub use invoices::{IssuedInvoice, NewInvoice};
 pub use payments::{PaymentOptions, PaymentStart, ReturnStatus};
 pub use reconcile::{ForcedOutcome, ReconcileReport};
 pub use views::{
