@@ -32,6 +32,8 @@ pub struct StartRequest {
     pub customer_ip: Option<String>,
     /// Two-letter language code for the hosted page (`en`, `et`).
     pub locale: Option<String>,
+    /// The service clock's reading when the payment started, for expiry times.
+    pub requested_at: OffsetDateTime,
 }
 
 /// How a provider answered a start request.

@@ -296,6 +296,7 @@ impl BillingService {
             channel: payment.channel.clone(),
             customer_ip: options.customer_ip,
             locale: options.locale,
+            requested_at: self.clock.now(),
         };
         match provider.start_payment(&request).await {
             Ok(StartOutcome::Redirect { url, reference }) => {
