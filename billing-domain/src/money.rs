@@ -406,6 +406,18 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_input_never_panics(mantissa in any::<i64>(), scale in 0u32..28, code in "[A-Za-z]{0,4}") {
+            let amount = Decimal::new(mantissa, scale);
+            if let Ok(currency) = Currency::from_code(&code) {
+                if let Ok(money) = Money::new(amount, currency) {
+                    let _ = money.to_minor();
+                    let _ = money.checked_add(money);
+                    let _ = money.checked_mul(amount);
+                }
+            }
+        }
+
+        #[test]
         fn one_digit_too_many_is_rejected(minor in 1i64..1_000_000, extra in 1i64..10, currency in any_currency()) {
             let scale = currency.exponent() + 1;
             let amount = Decimal::new(minor * 10 + extra, scale);

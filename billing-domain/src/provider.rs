@@ -142,8 +142,8 @@ impl ProviderError {
 }
 
 /// A payment provider adapter.
-#[async_trait]
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
 pub trait PaymentProvider: Send + Sync {
     /// The name events and payments carry (`stripe`, `maksekeskus`, `free`).
     fn name(&self) -> ProviderName;

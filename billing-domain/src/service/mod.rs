@@ -57,6 +57,13 @@ pub trait RandomSource: Send + Sync {
 }
 
 /// Proof that a staff member of one tenant is acting. Only the service builds it.
+///
+/// Its fields are private, so code outside this crate cannot forge one:
+///
+/// ```compile_fail
+/// use billing_domain::{StaffContext, TenantId, UserId};
+/// let forged = StaffContext { tenant_id: TenantId::from_random_bytes([0; 16]), user_id: UserId::from_random_bytes([0; 16]) };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffContext {
     tenant_id: TenantId,
@@ -74,6 +81,15 @@ impl StaffContext {
 }
 
 /// Proof that a member of one customer company is acting. Only the service builds it.
+///
+/// ```compile_fail
+/// use billing_domain::{CompanyId, CustomerContext, TenantId, UserId};
+/// let forged = CustomerContext {
+///     tenant_id: TenantId::from_random_bytes([0; 16]),
+///     user_id: UserId::from_random_bytes([0; 16]),
+///     company_id: CompanyId::from_random_bytes([0; 16]),
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerContext {
     tenant_id: TenantId,
