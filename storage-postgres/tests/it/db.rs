@@ -53,6 +53,17 @@ impl TestDatabase {
         Arc::new(self.store.clone())
     }
 
+    /// Deletes every row, keeping the schema.
+    pub async fn empty(&self) {
+        sqlx::query(
+            "TRUNCATE tenants, companies, projects, contents, memberships, invoices, payments, payment_references, \
+             accounts, ledger_entries, idempotency_keys, holds, inbox, log_entries RESTART IDENTITY CASCADE",
+        )
+        .execute(self.store.pool())
+        .await
+        .expect("empty the test database");
+    }
+
     /// Closes the pool and drops the database.
     pub async fn drop(self) {
         self.store.pool().close().await;

@@ -14,6 +14,6 @@
 mod behaviour;
 //mod crashes;
 mod db;
-//mod model;
+mod model;
 mod ports;
 //mod races;
