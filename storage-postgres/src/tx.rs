@@ -158,6 +158,30 @@ impl PgTx {
         }
     }
 
+    async fn inbox_entry(
+        &mut self,
+        key: &EventKey,
+        lock: InboxLock,
+        what: &str,
+    ) -> Result<Option<InboxEntry>, StoreError> {
+        let sql = match lock {
+            InboxLock::None => {
+                concat!("SELECT ", columns!(inbox_entry), " FROM inbox WHERE provider = $1 AND event_id = $2")
+            }
+            InboxLock::ForUpdate => concat!(
+                "SELECT ",
+                columns!(inbox_entry),
+                " FROM inbox WHERE provider = $1 AND event_id = $2 FOR NO KEY UPDATE"
+            ),
+        };
+        let row = sqlx::query(sql)
+            .bind(key.provider.as_str())
+            .bind(key.event_id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await;
+        decode_optional(row, what, rows::inbox_entry)
+    }
+
     async fn resolve_log(
         &mut self,
         sql: &'static str,
@@ -173,6 +197,19 @@ impl PgTx {
         query.bind(by.as_uuid()).execute(&mut *self.tx).await.map_err(|error| store_error(what, error))?;
         Ok(())
     }
+}
+
+/// Whether reading an inbox entry locks it.
+#[derive(Debug, Clone, Copy)]
+enum InboxLock {
+    None,
+    ForUpdate,
+}
+
+/// Inbox rows are never deleted, so a conflicting row that cannot be read
+/// back means a concurrent change; the caller should run its operation again.
+fn missing_inbox_entry(what: String) -> StoreError {
+    StoreError::Conflict { what }
 }
 
 /// What a log resolution matches on.
@@ -295,24 +332,21 @@ impl StoreTx for PgTx {
             return Ok(InboxClaim::New);
         }
 
-        let sql = concat!(
-            "SELECT ",
-            columns!(inbox_entry),
-            " FROM inbox WHERE provider = $1 AND event_id = $2 FOR NO KEY UPDATE"
-        );
-        let row = sqlx::query(sql)
-            .bind(key.provider.as_str())
-            .bind(key.event_id.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await;
-        let Some(existing): Option<InboxEntry> = decode_optional(row, &what, rows::inbox_entry)? else {
-            // Inbox rows are never deleted, so a conflicting row that is gone
-            // again can only mean a concurrent change the caller should retry.
-            return Err(StoreError::Conflict { what });
+        // A done entry is final, so a duplicate needs no lock and concurrent
+        // duplicates do not queue behind each other. An unresolved entry is
+        // locked so that only one transaction retries it at a time.
+        let Some(existing) = self.inbox_entry(&key, InboxLock::None, &what).await? else {
+            return Err(missing_inbox_entry(what));
         };
-        Ok(match existing.state {
-            InboxState::Done => InboxClaim::Done(existing),
-            InboxState::Unresolved => InboxClaim::Retry(existing),
+        if existing.state == InboxState::Done {
+            return Ok(InboxClaim::Done(existing));
+        }
+        let Some(locked) = self.inbox_entry(&key, InboxLock::ForUpdate, &what).await? else {
+            return Err(missing_inbox_entry(what));
+        };
+        Ok(match locked.state {
+            InboxState::Done => InboxClaim::Done(locked),
+            InboxState::Unresolved => InboxClaim::Retry(locked),
         })
     }
 

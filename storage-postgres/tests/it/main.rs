@@ -12,8 +12,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod behaviour;
-//mod crashes;
+mod crashes;
 mod db;
 mod model;
 mod ports;
-//mod races;
+mod races;
