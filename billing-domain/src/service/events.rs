@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::apply::{decide, Decision, InvoiceCredits};
 use crate::event::{EventKey, EventKind, ProviderEvent};
-use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, UserId};
+use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, ProviderReference, UserId};
 use crate::ledger::LedgerEntry;
 use crate::log::{InboxClaim, InboxState, LogOutcome, LogSource};
+use crate::payment::Payment;
 use crate::store::StoreTx;
 
 use super::{BillingError, BillingService, LogDraft};
@@ -69,13 +70,7 @@ impl BillingService {
     async fn ingest_once(&self, event: &ProviderEvent, origin: Origin) -> Result<EventReport, BillingError> {
         let now = self.clock.now();
         let key = event.key();
-        let mut draft = LogDraft::new(origin.source);
-        draft.provider = Some(event.provider.clone());
-        draft.event = Some(key.clone());
-        draft.actor = origin.actor;
-        draft.tenant_id = event.matches.tenant_id;
-        draft.invoice_id = event.matches.invoice_id;
-        draft.payment_id = event.matches.payment_id;
+        let mut draft = event_draft(event, origin);
 
         let mut tx = self.store.begin().await?;
         if let InboxClaim::Done(_) = tx.claim_event(event, now).await? {
@@ -161,13 +156,7 @@ impl BillingService {
         open: bool,
     ) -> Result<EventReport, BillingError> {
         let now = self.clock.now();
-        let state = match outcome {
-            LogOutcome::Applied | LogOutcome::Ignored | LogOutcome::Duplicate => InboxState::Done,
-            LogOutcome::Rejected | LogOutcome::Unmatched | LogOutcome::Parked | LogOutcome::Failed => {
-                InboxState::Unresolved
-            }
-        };
-        tx.set_inbox_state(key, state, now).await?;
+        tx.set_inbox_state(key, inbox_state_after(outcome), now).await?;
         let entry = draft.entry(self.new_log_id(), outcome, reason.clone(), open, now);
         tx.append_log(&entry).await?;
         tx.resolve_log_for_event(key, entry.id).await?;
@@ -184,42 +173,83 @@ impl BillingService {
     ) -> Result<Result<(PaymentId, InvoiceId), (LogOutcome, String)>, BillingError> {
         let matches = &event.matches;
         if let Some(payment_id) = matches.payment_id {
-            let Some(payment) = tx.peek_payment(payment_id).await? else {
-                return Ok(Err((LogOutcome::Unmatched, format!("no payment {payment_id} on record"))));
-            };
-            if payment.provider != event.provider {
-                return Ok(Err((
-                    LogOutcome::Rejected,
-                    format!("payment {payment_id} belongs to provider {}", payment.provider),
-                )));
-            }
-            let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
-            let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
-            if tenant_differs || invoice_differs {
-                return Ok(Err((LogOutcome::Rejected, format!("metadata ids disagree with payment {payment_id}"))));
-            }
-            return Ok(Ok((payment.id, payment.invoice_id)));
+            let found = tx.peek_payment(payment_id).await?;
+            return Ok(match_by_id(event, payment_id, found.as_ref()));
         }
         let Some(reference) = &matches.reference else {
-            return Ok(Err((
-                LogOutcome::Unmatched,
-                "event carries neither a payment id nor a provider reference".into(),
-            )));
+            return Ok(Err(no_match_fields()));
         };
-        let Some(payment_id) = tx.find_payment_id(&event.provider, reference).await? else {
-            return Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}"))));
+        let found = match tx.find_payment_id(&event.provider, reference).await? {
+            Some(payment_id) => tx.peek_payment(payment_id).await?,
+            None => None,
         };
-        match tx.peek_payment(payment_id).await? {
-            Some(payment) => Ok(Ok((payment.id, payment.invoice_id))),
-            None => Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}")))),
+        Ok(match_by_reference(reference, found.as_ref()))
+    }
+}
+
+/// The payment an event names in its metadata, if it agrees with the event.
+pub(super) fn match_by_id(
+    event: &ProviderEvent,
+    payment_id: PaymentId,
+    found: Option<&Payment>,
+) -> Result<(PaymentId, InvoiceId), (LogOutcome, String)> {
+    let Some(payment) = found else {
+        return Err((LogOutcome::Unmatched, format!("no payment {payment_id} on record")));
+    };
+    if payment.provider != event.provider {
+        return Err((LogOutcome::Rejected, format!("payment {payment_id} belongs to provider {}", payment.provider)));
+    }
+    let matches = &event.matches;
+    let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
+    let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
+    if tenant_differs || invoice_differs {
+        return Err((LogOutcome::Rejected, format!("metadata ids disagree with payment {payment_id}")));
+    }
+    Ok((payment.id, payment.invoice_id))
+}
+
+/// The payment found by an event's provider reference, if any.
+pub(super) fn match_by_reference(
+    reference: &ProviderReference,
+    found: Option<&Payment>,
+) -> Result<(PaymentId, InvoiceId), (LogOutcome, String)> {
+    match found {
+        Some(payment) => Ok((payment.id, payment.invoice_id)),
+        None => Err((LogOutcome::Unmatched, format!("no payment with reference {reference}"))),
+    }
+}
+
+pub(super) fn no_match_fields() -> (LogOutcome, String) {
+    (LogOutcome::Unmatched, "event carries neither a payment id nor a provider reference".into())
+}
+
+/// The inbox state an outcome leaves: done when the event took effect or
+/// needs nothing, unresolved when a redelivery or retry should try again.
+pub(super) fn inbox_state_after(outcome: LogOutcome) -> InboxState {
+    match outcome {
+        LogOutcome::Applied | LogOutcome::Ignored | LogOutcome::Duplicate => InboxState::Done,
+        LogOutcome::Rejected | LogOutcome::Unmatched | LogOutcome::Parked | LogOutcome::Failed => {
+            InboxState::Unresolved
         }
     }
 }
 
-fn touches_credits(kind: &EventKind) -> bool {
+/// The log fields every row about `event` carries.
+pub(super) fn event_draft(event: &ProviderEvent, origin: Origin) -> LogDraft {
+    let mut draft = LogDraft::new(origin.source);
+    draft.provider = Some(event.provider.clone());
+    draft.event = Some(event.key());
+    draft.actor = origin.actor;
+    draft.tenant_id = event.matches.tenant_id;
+    draft.invoice_id = event.matches.invoice_id;
+    draft.payment_id = event.matches.payment_id;
+    draft
+}
+
+pub(super) fn touches_credits(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Succeeded | EventKind::Refunded { .. } | EventKind::DisputeLost)
 }
 
-fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String) -> EventReport {
+pub(super) fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String) -> EventReport {
     EventReport { event: key.clone(), outcome, payment_id: draft.payment_id, invoice_id: draft.invoice_id, reason }
 }

@@ -6,13 +6,14 @@
 //! `Unknown`, never failed.
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::event::ProviderEvent;
 use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference};
 use crate::invoice::{Invoice, InvoiceStatus};
 use crate::log::{LogOutcome, LogSource};
 use crate::payment::{Channel, ManualMethod, Payment, PaymentStatus};
-use crate::provider::{StartOutcome, StartRequest, WebhookRequest};
+use crate::provider::{ProviderError, StartOutcome, StartRequest, WebhookRequest};
 use crate::store::PaymentInsert;
 use crate::token::PublicToken;
 
@@ -138,17 +139,27 @@ impl BillingService {
         let events = match provider.verify_webhook(request, now).await {
             Ok(events) => events,
             Err(error) => {
-                tracing::warn!(provider = %provider_name, %error, "webhook rejected");
-                let mut draft = LogDraft::new(LogSource::Webhook);
-                draft.provider = Some(provider_name.clone());
-                let mut tx = self.store.begin().await?;
-                tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Rejected, error.to_string(), false, now))
-                    .await?;
-                tx.commit().await?;
+                self.log_rejected_webhook(provider_name, &error, now).await?;
                 return Err(error.into());
             }
         };
         self.apply_events(&events, Origin { source: LogSource::Webhook, actor: None }).await
+    }
+
+    /// Logs a webhook that failed verification, without its payload.
+    pub(super) async fn log_rejected_webhook(
+        &self,
+        provider_name: &ProviderName,
+        error: &ProviderError,
+        now: OffsetDateTime,
+    ) -> Result<(), BillingError> {
+        tracing::warn!(provider = %provider_name, %error, "webhook rejected");
+        let mut draft = LogDraft::new(LogSource::Webhook);
+        draft.provider = Some(provider_name.clone());
+        let mut tx = self.store.begin().await?;
+        tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Rejected, error.to_string(), false, now)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Asks the provider for a payment's state after the customer returned,
