@@ -19,6 +19,7 @@
 //! domain's; the schema's constraints only refuse what the domain would
 //! never write, as a last line of defence.
 
+mod batch;
 mod codec;
 mod error;
 mod read;

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::postgres::Postgres;
+use sqlx::postgres::{PgConnection, Postgres};
 use sqlx::types::Json;
 use sqlx::Transaction;
 use time::OffsetDateTime;
@@ -23,12 +23,13 @@ use billing_domain::apply::InvoiceCredits;
 use billing_domain::directory::{Company, Content, Membership, Project, Role, Tenant};
 use billing_domain::ledger::{AccountSnapshot, Hold, HoldStatus, IdempotencyRecord, LedgerEntry};
 use billing_domain::log::{InboxClaim, InboxEntry, InboxState, LogEntry};
-use billing_domain::store::{PaymentInsert, StoreError, StoreTx};
+use billing_domain::store::{BatchWrites, PaymentInsert, StoreError, StoreTx};
 use billing_domain::{
     EventKey, HoldId, IdempotencyKey, Invoice, InvoiceId, LogEntryId, Payment, PaymentId, ProviderEvent, ProviderName,
     ProviderReference, TenantId,
 };
 
+use crate::batch::RowLock;
 use crate::codec::{
     attention_name, entry_invoice, entry_kind_name, from_bigint, hold_captured, hold_status_name, inbox_state_name,
     resolved_by, to_bigint,
@@ -52,7 +53,19 @@ impl PgTx {
         PgTx { tx, owned_references: HashMap::new() }
     }
 
-    fn remember_reference(&mut self, payment: &Payment) {
+    pub(crate) fn connection(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Whether saving `payment` needs no new row in `payment_references`.
+    pub(crate) fn owns_its_reference(&self, payment: &Payment) -> bool {
+        match &payment.reference {
+            Some(reference) => self.owned_references.get(&payment.id) == Some(reference),
+            None => true,
+        }
+    }
+
+    pub(crate) fn remember_reference(&mut self, payment: &Payment) {
         if let Some(reference) = &payment.reference {
             self.owned_references.insert(payment.id, reference.clone());
         }
@@ -143,19 +156,23 @@ impl PgTx {
         .await;
         match inserted {
             Ok(done) => Ok(done.rows_affected() == 1),
-            Err(error) if violates(&error, CHECK_VIOLATION, "accounts_balance_floor") => Err(StoreError::Constraint {
-                constraint: format!(
-                    "balance of tenant {} may not go below its overdraft limit; entry {} of {} refused",
-                    entry.tenant_id, entry.id, entry.amount
-                ),
-            }),
-            Err(error) if violates(&error, UNIQUE_VIOLATION, "ledger_entries_one_grant_per_invoice") => {
-                Err(StoreError::Constraint {
-                    constraint: format!("ledger entry {} would grant an invoice's credits a second time", entry.id),
-                })
-            }
-            Err(error) => Err(store_error(&format!("ledger entry {}", entry.id), error)),
+            Err(error) => Err(self.ledger_error(&format!("ledger entry {} of {}", entry.id, entry.amount), error)),
         }
+    }
+
+    /// Names the ledger rule a refused entry broke.
+    pub(crate) fn ledger_error(&self, what: &str, error: sqlx::Error) -> StoreError {
+        if violates(&error, CHECK_VIOLATION, "accounts_balance_floor") {
+            return StoreError::Constraint {
+                constraint: format!("{what} would take a balance below its overdraft limit"),
+            };
+        }
+        if violates(&error, UNIQUE_VIOLATION, "ledger_entries_one_grant_per_invoice") {
+            return StoreError::Constraint {
+                constraint: format!("{what} would grant an invoice's credits a second time"),
+            };
+        }
+        store_error(what, error)
     }
 
     async fn inbox_entry(
@@ -732,6 +749,46 @@ impl StoreTx for PgTx {
         let sql = "UPDATE log_entries SET attention = 'resolved', resolved_by = $2 \
                    WHERE id = $1 AND attention = 'open' AND id <> $2";
         self.resolve_log(sql, &format!("log entry {id}"), ResolveTarget::Id(id.as_uuid()), by).await
+    }
+
+    async fn claim_events(
+        &mut self,
+        events: &[ProviderEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<InboxClaim>, StoreError> {
+        self.claim_many(events, now).await
+    }
+
+    async fn peek_payments(&mut self, ids: &[PaymentId]) -> Result<Vec<Payment>, StoreError> {
+        self.select_payments(ids, RowLock::None).await
+    }
+
+    async fn load_invoices(&mut self, ids: &[InvoiceId]) -> Result<Vec<Invoice>, StoreError> {
+        self.lock_invoices(ids).await
+    }
+
+    async fn load_payments(&mut self, ids: &[PaymentId]) -> Result<Vec<Payment>, StoreError> {
+        self.select_payments(ids, RowLock::ForUpdate).await
+    }
+
+    async fn load_accounts(&mut self, tenants: &[TenantId]) -> Result<Vec<AccountSnapshot>, StoreError> {
+        self.lock_accounts(tenants).await
+    }
+
+    async fn invoice_credits_of(&mut self, invoices: &[InvoiceId]) -> Result<Vec<InvoiceCredits>, StoreError> {
+        self.credits_of(invoices).await
+    }
+
+    async fn idempotency_records(
+        &mut self,
+        tenant: TenantId,
+        keys: &[IdempotencyKey],
+    ) -> Result<Vec<IdempotencyRecord>, StoreError> {
+        self.idempotency_many(tenant, keys).await
+    }
+
+    async fn write_batch(&mut self, writes: &BatchWrites, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.write_many(writes, now).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

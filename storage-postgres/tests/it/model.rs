@@ -1,8 +1,9 @@
 //! The in-memory store is the model of the PostgreSQL store.
 //!
 //! Each case runs one random sequence of operations (payment starts, event
-//! deliveries with duplicates and wrong amounts, retries of stored events,
-//! voids, consumption with repeated keys, holds) through two services built
+//! deliveries one by one and in batches, with duplicates and wrong amounts,
+//! retries of stored events, voids, consumption with repeated keys one by
+//! one and in batches, holds) through two services built
 //! alike, one on each store, with the same seeded random source and manual
 //! clock. After every operation both must have returned the same result and
 //! must show the same invoices, payments, ledger, balance, holds, log and
@@ -19,6 +20,7 @@ use billing_domain::event::{EventKind, ProviderEvent};
 use billing_domain::ledger::{ConsumptionRequest, Hold, HoldRequest, LedgerEntry};
 use billing_domain::log::{InboxEntry, LogEntry};
 use billing_domain::memory::MemoryStore;
+use billing_domain::provider::WebhookRequest;
 use billing_domain::service::{Balance, IssuedInvoice, PaymentOptions, PaymentStart};
 use billing_domain::store::{LogFilter, Store};
 use billing_domain::testing::suite::{eur, Fixture};
@@ -37,9 +39,11 @@ enum Op {
     StartHosted { invoice: usize },
     StartManual { invoice: usize, receipt: u8 },
     Deliver { event: usize },
+    DeliverBatch { events: Vec<usize> },
     Retry { event: usize },
     Void { invoice: usize },
     Consume { key: u8, amount: u64 },
+    ConsumeBatch { requests: Vec<(u8, u64)> },
     Hold { key: u8, amount: u64 },
     Capture { hold: usize, amount: u64 },
     Release { hold: usize },
@@ -72,10 +76,12 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0..INVOICES.len()).prop_map(|invoice| Op::StartHosted { invoice }),
         1 => (0..INVOICES.len(), 0u8..2).prop_map(|(invoice, receipt)| Op::StartManual { invoice, receipt }),
-        8 => (0..EVENTS).prop_map(|event| Op::Deliver { event }),
+        6 => (0..EVENTS).prop_map(|event| Op::Deliver { event }),
+        3 => prop::collection::vec(0..EVENTS, 1..5).prop_map(|events| Op::DeliverBatch { events }),
         1 => (0..EVENTS).prop_map(|event| Op::Retry { event }),
         1 => (0..INVOICES.len()).prop_map(|invoice| Op::Void { invoice }),
         2 => (0u8..4, 1u64..40).prop_map(|(key, amount)| Op::Consume { key, amount }),
+        1 => prop::collection::vec((0u8..4, 1u64..40), 1..5).prop_map(|requests| Op::ConsumeBatch { requests }),
         1 => (4u8..7, 1u64..40).prop_map(|(key, amount)| Op::Hold { key, amount }),
         1 => (0usize..3, 0u64..40).prop_map(|(hold, amount)| Op::Capture { hold, amount }),
         1 => (0usize..3).prop_map(|hold| Op::Release { hold }),
@@ -162,6 +168,14 @@ impl Run {
                 Some(event) => format!("{:?}", self.fixture.deliver(&event).await),
                 None => "no such event".into(),
             },
+            Op::DeliverBatch { events } => {
+                let requests: Vec<WebhookRequest> = events
+                    .iter()
+                    .filter_map(|index| self.event(*index))
+                    .map(|event| self.fixture.provider.signed_webhook(&event).unwrap())
+                    .collect();
+                format!("{:?}", service.handle_webhook_batch(&self.fixture.provider_name(), &requests).await)
+            }
             Op::Retry { event } => match self.event(*event) {
                 Some(event) => format!("{:?}", service.retry_event(staff, &event.key()).await),
                 None => "no such event".into(),
@@ -177,6 +191,18 @@ impl Run {
                     idempotency_key: IdempotencyKey::new(format!("key-{key}")).unwrap(),
                 };
                 format!("{:?}", service.consume_credits(&request).await)
+            }
+            Op::ConsumeBatch { requests } => {
+                let requests: Vec<ConsumptionRequest> = requests
+                    .iter()
+                    .map(|(key, amount)| ConsumptionRequest {
+                        tenant_id: tenant,
+                        module: "render".into(),
+                        amount: *amount,
+                        idempotency_key: IdempotencyKey::new(format!("key-{key}")).unwrap(),
+                    })
+                    .collect();
+                format!("{:?}", service.consume_credits_batch(&requests).await)
             }
             Op::Hold { key, amount } => {
                 let request = HoldRequest {
