@@ -2,7 +2,7 @@
 # Runs the load harness and PostgreSQL's own pgbench on the same server in
 # one go, and prints how the harness compares.
 #
-#   bash benches/run-load.sh [--events N] [--workers C]
+#   bash benches/run-load.sh [--events N] [--workers C] [--batch B]
 #
 # Uses DATABASE_URL when it is set; otherwise starts a throwaway cluster
 # with scripts/pg-throwaway.sh and stops it afterwards. The comparison runs
@@ -21,12 +21,14 @@ cd "$(dirname "$0")/.."
 
 EVENTS=20000
 WORKERS=8
+BATCH=128
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-20}
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) EVENTS="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
-    *) echo "error: unknown argument $1; use --events N and --workers C" >&2; exit 2 ;;
+    --batch) BATCH="$2"; shift 2 ;;
+    *) echo "error: unknown argument $1; use --events N, --workers C and --batch B" >&2; exit 2 ;;
   esac
 done
 
@@ -46,8 +48,8 @@ PSQL=$(dirname "$PGBENCH")/psql
 [ -x "$PSQL" ] || PSQL=psql
 
 cargo build --release -p billing-benches --bin load
-echo "== load harness: $EVENTS events, $WORKERS workers"
-LOAD_OUTPUT=$(target/release/load --events "$EVENTS" --workers "$WORKERS")
+echo "== load harness: $EVENTS events, $WORKERS workers, $BATCH per transaction"
+LOAD_OUTPUT=$(target/release/load --events "$EVENTS" --workers "$WORKERS" --batch "$BATCH")
 echo "$LOAD_OUTPUT"
 EVENTS_PER_SECOND=$(echo "$LOAD_OUTPUT" | sed -n 's/^EVENTS_PER_SECOND=//p')
 CONSUMPTIONS_PER_SECOND=$(echo "$LOAD_OUTPUT" | sed -n 's/^CONSUMPTIONS_PER_SECOND=//p')

@@ -11,6 +11,11 @@
 //! [`check_invariants`] reads the database to prove that every event took
 //! effect once and that balances equal the sum of their entries.
 //!
+//! With `batch` above one, each worker hands the service that many webhooks
+//! or consumptions per transaction ([`BillingService::handle_webhook_batch`],
+//! [`BillingService::consume_credits_batch`]); every event still claims its
+//! own inbox key and every consumption its own idempotency key.
+//!
 //! The harness measures; it never relaxes a rule to go faster.
 
 pub mod signed;
@@ -49,6 +54,8 @@ pub struct LoadConfig {
     pub events: usize,
     pub workers: usize,
     pub consumptions: usize,
+    /// Webhooks or consumptions per transaction; 1 takes the single-item path.
+    pub batch: usize,
 }
 
 /// What one run measured.
@@ -80,9 +87,9 @@ fn per_second(count: usize, elapsed: StdDuration) -> f64 {
 pub enum LoadError {
     #[error("{step} failed: {source}")]
     Service {
-        step: String,
+        step: &'static str,
         #[source]
-        source: BillingError,
+        source: Box<BillingError>,
     },
 
     #[error("{step} failed in the database: {source}")]
@@ -151,7 +158,7 @@ impl Harness {
     /// invariant does not hold afterwards.
     pub async fn run(&self, config: LoadConfig) -> Result<Figures, LoadError> {
         let lanes = self.set_up_lanes(config).await?;
-        let (events, events_elapsed) = self.deliver_events(&lanes, config.events).await?;
+        let (events, events_elapsed) = self.deliver_events(&lanes, config.events, config.batch).await?;
         let hot = self.set_up_hot_account(config.consumptions).await?;
         let consumptions_elapsed = self.consume(hot, config).await?;
         check_invariants(&self.pool, &self.run_id, &lanes, events, hot, config.consumptions).await?;
@@ -208,7 +215,7 @@ impl Harness {
                 .store()
                 .payment(payment_id)
                 .await
-                .map_err(|error| LoadError::Service { step: "read payment".into(), source: error.into() })?;
+                .map_err(|error| LoadError::Service { step: "read payment", source: Box::new(error.into()) })?;
             started.push(payment.ok_or_else(|| unexpected("read payment", "the started payment", "nothing"))?);
         }
         Ok(Lane { tenant, payments: started })
@@ -227,7 +234,12 @@ impl Harness {
 
     /// Delivers the first `limit` events of every lane's payments, one task
     /// per lane, and returns how many were delivered and how long it took.
-    async fn deliver_events(&self, lanes: &[Lane], limit: usize) -> Result<(usize, StdDuration), LoadError> {
+    async fn deliver_events(
+        &self,
+        lanes: &[Lane],
+        limit: usize,
+        batch: usize,
+    ) -> Result<(usize, StdDuration), LoadError> {
         let now = OffsetDateTime::now_utc();
         let mut budget = limit;
         let mut signed_lanes = Vec::new();
@@ -245,9 +257,10 @@ impl Harness {
 
         let started = Instant::now();
         let mut tasks = Vec::new();
+        let batch = batch.max(1);
         for requests in signed_lanes {
             let harness = self.clone();
-            tasks.push(tokio::spawn(async move { harness.deliver_lane(requests).await }));
+            tasks.push(tokio::spawn(async move { harness.deliver_lane(requests, batch).await }));
         }
         for task in tasks {
             task.await??;
@@ -255,13 +268,21 @@ impl Harness {
         Ok((delivered, started.elapsed()))
     }
 
-    async fn deliver_lane(&self, requests: Vec<WebhookRequest>) -> Result<(), LoadError> {
+    /// Delivers one lane's webhooks in order, `batch` per transaction.
+    async fn deliver_lane(&self, requests: Vec<WebhookRequest>, batch: usize) -> Result<(), LoadError> {
         let name = provider_name()?;
-        for request in &requests {
-            let reports = self.service.handle_webhook(&name, request).await.map_err(service_error("webhook"))?;
-            match reports.as_slice() {
-                [report] if report.outcome == LogOutcome::Applied => {}
-                other => return Err(unexpected("webhook", "one applied event", format!("{other:?}"))),
+        for chunk in requests.chunks(batch.max(1)) {
+            let outcomes = if batch <= 1 {
+                vec![self.service.handle_webhook(&name, &chunk[0]).await]
+            } else {
+                self.service.handle_webhook_batch(&name, chunk).await.map_err(service_error("webhook batch"))?
+            };
+            for outcome in outcomes {
+                let reports = outcome.map_err(service_error("webhook"))?;
+                match reports.as_slice() {
+                    [report] if report.outcome == LogOutcome::Applied => {}
+                    other => return Err(unexpected("webhook", "one applied event", format!("{other:?}"))),
+                }
             }
         }
         Ok(())
@@ -285,7 +306,8 @@ impl Harness {
             let harness = self.clone();
             let count =
                 config.consumptions / config.workers + usize::from(worker < config.consumptions % config.workers);
-            tasks.push(tokio::spawn(async move { harness.consume_lane(tenant, worker, count).await }));
+            let batch = config.batch;
+            tasks.push(tokio::spawn(async move { harness.consume_lane(tenant, worker, count, batch).await }));
         }
         for task in tasks {
             task.await??;
@@ -293,15 +315,30 @@ impl Harness {
         Ok(started.elapsed())
     }
 
-    async fn consume_lane(&self, tenant: TenantId, worker: usize, count: usize) -> Result<(), LoadError> {
+    /// Spends `count` credits one at a time under fresh keys, `batch` per transaction.
+    async fn consume_lane(&self, tenant: TenantId, worker: usize, count: usize, batch: usize) -> Result<(), LoadError> {
+        let mut requests = Vec::with_capacity(count);
         for index in 0..count {
             let key = IdempotencyKey::new(format!("{}-{worker}-{index}", self.run_id))
                 .map_err(|error| unexpected("idempotency key", "a valid key", error))?;
-            let request =
-                ConsumptionRequest { tenant_id: tenant, module: "load".into(), amount: 1, idempotency_key: key };
-            let receipt = self.service.consume_credits(&request).await.map_err(service_error("consume"))?;
-            if receipt.transition != Transition::Applied {
-                return Err(unexpected("consume", "a new charge", format!("{receipt:?}")));
+            requests.push(ConsumptionRequest {
+                tenant_id: tenant,
+                module: "load".into(),
+                amount: 1,
+                idempotency_key: key,
+            });
+        }
+        for chunk in requests.chunks(batch.max(1)) {
+            let receipts = if batch <= 1 {
+                vec![self.service.consume_credits(&chunk[0]).await]
+            } else {
+                self.service.consume_credits_batch(chunk).await.map_err(service_error("consume batch"))?
+            };
+            for receipt in receipts {
+                let receipt = receipt.map_err(service_error("consume"))?;
+                if receipt.transition != Transition::Applied {
+                    return Err(unexpected("consume", "a new charge", format!("{receipt:?}")));
+                }
             }
         }
         Ok(())
@@ -468,7 +505,7 @@ fn unexpected(step: impl ToString, expected: impl ToString, found: impl ToString
 }
 
 fn service_error(step: &'static str) -> impl Fn(BillingError) -> LoadError {
-    move |source| LoadError::Service { step: step.to_owned(), source }
+    move |source| LoadError::Service { step, source: Box::new(source) }
 }
 
 fn provider_name() -> Result<ProviderName, LoadError> {

@@ -630,14 +630,8 @@ impl StoreTx for PgTx {
     async fn insert_idempotency_record(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError> {
         let what = format!("idempotency key {}", record.key);
 
-        // The key belongs to the tenant's account. The service has locked that
-        // account already; the first step only matters to a caller that has
-        // not, and creates the account as the in-memory store would.
         let inserted = sqlx::query(
-            "WITH account AS (INSERT INTO accounts (tenant_id, balance, held, overdraft_limit) \
-             SELECT $1, 0, 0, coalesce((SELECT overdraft_limit FROM tenants WHERE id = $1), 0) \
-             ON CONFLICT (tenant_id) DO NOTHING) \
-             INSERT INTO idempotency_keys (tenant_id, key, fingerprint, result, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, result, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(record.tenant_id.as_uuid())
         .bind(record.key.as_str())

@@ -30,6 +30,10 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     workers: usize,
 
+    /// Webhooks or consumptions per transaction; 1 applies each in its own transaction.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+
     /// Credit consumptions from the hot account; defaults to the event count.
     #[arg(long)]
     consumptions: Option<usize>,
@@ -42,14 +46,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if args.workers == 0 || args.events == 0 {
-        eprintln!("error: --events and --workers must be at least 1");
+    if args.workers == 0 || args.events == 0 || args.batch == 0 {
+        eprintln!("error: --events, --workers and --batch must be at least 1");
         return ExitCode::FAILURE;
     }
     let config = LoadConfig {
         events: args.events,
         workers: args.workers,
         consumptions: args.consumptions.unwrap_or(args.events),
+        batch: args.batch,
     };
 
     let pool = match PgPoolOptions::new()
@@ -84,17 +89,19 @@ async fn main() -> ExitCode {
     };
 
     println!(
-        "events: {} applied in {:.2} s by {} workers: {:.1} events/s",
+        "events: {} applied in {:.2} s by {} workers, {} per transaction: {:.1} events/s",
         figures.events,
         figures.events_elapsed.as_secs_f64(),
         config.workers,
+        config.batch,
         figures.events_per_second()
     );
     println!(
-        "consumptions: {} from one account in {:.2} s by {} workers: {:.1} consumptions/s",
+        "consumptions: {} from one account in {:.2} s by {} workers, {} per transaction: {:.1} consumptions/s",
         figures.consumptions,
         figures.consumptions_elapsed.as_secs_f64(),
         config.workers,
+        config.batch,
         figures.consumptions_per_second()
     );
     println!("invariants: every event applied once, balances equal their entries, nothing negative");

@@ -64,7 +64,8 @@ impl TestDatabase {
         .expect("empty the test database");
     }
 
-    /// Closes the pool and drops the database.
+    /// Closes the pool and drops the database. Every transaction of the test
+    /// must have ended: closing waits for connections in use.
     pub async fn drop(self) {
         self.store.pool().close().await;
         let mut admin = self.server.connect().await.expect("connect to the server in DATABASE_URL");

@@ -118,6 +118,7 @@ async fn stale_invoice_version_is_a_conflict() {
     let mut missing = invoice.clone();
     missing.id = InvoiceId::from_random_bytes([42; 16]);
     assert!(matches!(tx.save_invoice(&missing).await.unwrap_err(), StoreError::NotFound { .. }));
+    drop(tx);
     db.drop().await;
 }
 
@@ -141,6 +142,7 @@ async fn inbox_claim_is_new_then_retry_then_done() {
     let mut tx = store.begin().await.unwrap();
     let InboxClaim::Done(entry) = tx.claim_event(&evt, at()).await.unwrap() else { panic!("expected done") };
     assert_eq!(entry.attempts, 2);
+    drop(tx);
     db.drop().await;
 }
 
@@ -181,6 +183,7 @@ async fn claim_after_rollback_is_new_again() {
     assert_eq!(store.inbox_entry(&evt.key()).await.unwrap(), None);
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.claim_event(&evt, at()).await.unwrap(), InboxClaim::New);
+    drop(tx);
     db.drop().await;
 }
 
@@ -216,6 +219,7 @@ async fn reference_stays_with_its_first_payment() {
     other.reference = Some(ProviderReference::new("pi_123").unwrap());
     let error = tx.save_payment(&other).await.unwrap_err();
     assert!(matches!(error, StoreError::Constraint { .. }), "{error:?}");
+    drop(tx);
     db.drop().await;
 }
 
@@ -285,6 +289,7 @@ async fn second_grant_for_an_invoice_is_refused() {
     assert_eq!((credits.granted, credits.reversed), (10, 0));
     let error = tx.append_ledger(&grant(31)).await.unwrap_err();
     assert!(matches!(error, StoreError::Constraint { .. }), "{error:?}");
+    drop(tx);
     db.drop().await;
 }
 
@@ -350,5 +355,6 @@ async fn holds_keep_the_held_total_in_step() {
     assert_eq!(store.holds(tenant).await.unwrap(), vec![hold.clone()]);
     let mut tx = store.begin().await.unwrap();
     assert!(tx.expired_open_holds(tenant, at() + time::Duration::hours(2)).await.unwrap().is_empty());
+    drop(tx);
     db.drop().await;
 }
