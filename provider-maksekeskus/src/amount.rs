@@ -1,7 +1,7 @@
 //! Amounts on the wire: two-decimal strings out, numbers or strings in.
 //!
 //! Maksekeskus wants request amounts as decimal strings (`"25.00"`) but
-//! answers with JSON numbers (`25.0`) and sometimes strings. [`WireDecimal`]
+//! responds with JSON numbers (`25.0`) and sometimes strings. [`WireDecimal`]
 //! reads either from the exact JSON text, so no amount ever passes through
 //! `f64`, and turning it into [`Money`] rejects fraction digits the currency
 //! does not have instead of rounding them.

@@ -2,9 +2,9 @@
 //! fetch refunds, with the request and response shapes they use.
 //!
 //! Every call carries HTTP Basic auth (shop id and secret key) and the
-//! configured timeout, and every failure becomes a [`ProviderError`] that
-//! says whether the call may have taken effect: a create or refund whose
-//! answer never arrived is [`ProviderError::Timeout`], a connection that was
+//! configured timeout. Every failure becomes a [`ProviderError`] that tells
+//! whether the call may have taken effect: a create or refund whose response
+//! never arrived is [`ProviderError::Timeout`], and a connection that was
 //! never opened is [`ProviderError::Transport`]. Bodies are parsed whatever
 //! the content type says, because single resources come back as
 //! `application/hal+json`. This module never logs a body or the secret.
@@ -141,8 +141,8 @@ struct ApiFieldErrorWire {
     expected: Option<serde_json::Value>,
 }
 
-/// Which API call is running, for error messages and for deciding whether a
-/// lost answer leaves the outcome unknown.
+/// The API call that is running, for error messages and for deciding whether
+/// a lost response leaves the outcome unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Call {
     CreateTransaction,
@@ -217,7 +217,7 @@ impl ApiClient {
         self.send(self.http.get(url), Call::GetTransaction).await.map(|(transaction, _)| transaction)
     }
 
-    /// One page of transactions created on or after `since`; pages start at 1.
+    /// Lists one page of transactions created on or after `since`. Pages start at 1.
     pub(crate) async fn list_transactions(
         &self,
         since: Date,
@@ -282,14 +282,14 @@ impl ApiClient {
         }
         let parsed = serde_json::from_slice(&body).map_err(|error| ProviderError::UnexpectedResponse {
             provider: self.provider.clone(),
-            reason: format!("{call} answered {status} with a body that is not the expected JSON: {error}"),
+            reason: format!("{call} returned {status} with a body that is not the expected JSON: {error}"),
         })?;
         Ok((parsed, headers))
     }
 
-    /// Classifies a failure to get an answer. A request that never reached
-    /// Maksekeskus is a definite failure; one whose answer was lost may have
-    /// taken effect when it changes state.
+    /// Classifies a failure to get a response. A request that never reached
+    /// Maksekeskus is a definite failure. One whose response was lost may have
+    /// taken effect if it changes state.
     fn transport_error(&self, error: &reqwest::Error, call: Call) -> ProviderError {
         let provider = self.provider.clone();
         let detail = error_chain(error);
@@ -300,7 +300,7 @@ impl ApiClient {
             return ProviderError::Timeout { provider, during: call.to_string() };
         }
         if call.mutates() {
-            return ProviderError::Timeout { provider, during: format!("{call} (the answer was lost: {detail})") };
+            return ProviderError::Timeout { provider, during: format!("{call} (the response was lost: {detail})") };
         }
         ProviderError::Transport { provider, reason: format!("{call}: {detail}") }
     }
@@ -348,7 +348,7 @@ fn json_text(value: &serde_json::Value) -> String {
     }
 }
 
-/// The error's message followed by its sources, joined by ": ".
+/// Joins the error's message and those of its sources with ": ".
 pub(crate) fn error_chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

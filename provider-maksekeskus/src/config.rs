@@ -55,7 +55,7 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// Which Maksekeskus API the provider talks to.
+/// The Maksekeskus API the provider calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Environment {
     Live,
@@ -112,15 +112,15 @@ impl CallbackUrl {
 }
 
 /// The three per-transaction callback URLs. Maksekeskus requires all three
-/// when any is sent, so they are configured together or not at all; without
+/// when any is sent, so they are configured together or not at all. Without
 /// them the defaults from the merchant portal apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionUrls {
-    /// Where the buyer's browser goes after a successful payment.
+    /// The page the buyer's browser is sent to after a successful payment.
     pub return_url: CallbackUrl,
-    /// Where the buyer's browser goes after a cancel or an error.
+    /// The page the buyer's browser is sent to after a cancel or an error.
     pub cancel_url: CallbackUrl,
-    /// Where Maksekeskus sends the server-to-server notification.
+    /// The endpoint that receives the server-to-server notification.
     pub notification_url: CallbackUrl,
 }
 

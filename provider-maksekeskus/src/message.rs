@@ -1,5 +1,5 @@
 //! Return and notification messages: where the `json` and `mac` parameters
-//! arrive, and what a verified `json` says.
+//! arrive, and what a verified `json` contains.
 //!
 //! Maksekeskus calls the return, cancel and notification URLs by GET (query
 //! parameters) or POST (form fields); one SDK documents a JSON body holding
@@ -59,7 +59,7 @@ pub struct PaymentReturn {
     /// The transaction amount, when the message carries one.
     pub amount: Option<Money>,
     pub reference: Option<String>,
-    /// What the shop sent as `merchant_data`: here, the opaque payment id.
+    /// The `merchant_data` the shop sent: here, the opaque payment id.
     pub merchant_data: Option<String>,
     pub message_time: Option<OffsetDateTime>,
 }
@@ -83,7 +83,7 @@ pub struct TokenError {
 }
 
 /// Finds `json` and `mac` in the query string, a form-urlencoded body, or a
-/// JSON body that holds both as strings.
+/// JSON body that contains both as strings.
 ///
 /// # Errors
 ///

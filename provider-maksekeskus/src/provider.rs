@@ -69,7 +69,7 @@ impl fmt::Debug for MaksekeskusProvider {
 }
 
 impl MaksekeskusProvider {
-    /// A provider for the configured shop, using the system clock.
+    /// Creates a provider for the configured shop, using the system clock.
     ///
     /// # Errors
     ///
@@ -150,7 +150,7 @@ impl MaksekeskusProvider {
         })
     }
 
-    /// The events of a fetched transaction.
+    /// Maps a fetched transaction to its events.
     pub(crate) fn transaction_events(
         &self,
         transaction: &TransactionWire,
@@ -228,9 +228,9 @@ impl MaksekeskusProvider {
         Ok(vec![event])
     }
 
-    /// A `token_return` names the transaction but states no amount. One with
-    /// an `error` ends the attempt, as the official plugin treats it; any
-    /// other is answered by fetching the transaction.
+    /// Maps a `token_return`, which names the transaction but states no
+    /// amount. One with an `error` ends the attempt, as the official plugin
+    /// treats it. For any other, the transaction is fetched.
     async fn token_return_events(
         &self,
         message: TokenReturn,
@@ -262,8 +262,8 @@ impl MaksekeskusProvider {
         }])
     }
 
-    /// A verified message of a type this adapter does not act on, kept in the
-    /// log. Its id is derived from the MAC, which is unique per message text.
+    /// Builds the event that keeps a verified message of an unhandled type in
+    /// the log. Its id is derived from the MAC, which is unique per message text.
     fn ignored_message_event(
         &self,
         message_type: String,
@@ -287,9 +287,9 @@ impl MaksekeskusProvider {
     /// `merchant_data` it was created with.
     ///
     /// Finding none means the create never took effect, or took effect but the
-    /// buyer never received its payment page; either way no money can move
-    /// through it, so the attempt is reported as failed and the invoice can be
-    /// paid again.
+    /// buyer never received its payment page. No money can move through such a
+    /// transaction, so the attempt is reported as failed and the invoice can
+    /// be paid again.
     async fn look_up_transaction(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
         let merchant_data = payment.id.to_string();
         // A day earlier than the payment's UTC date, so the API's time zone cannot hide it.
@@ -363,8 +363,8 @@ impl PaymentProvider for MaksekeskusProvider {
     /// [`ProviderError::Unsupported`] for channels other than a hosted page,
     /// [`ProviderError::InvalidRequest`] for a currency other than EUR or a
     /// missing or invalid customer IP or locale, [`ProviderError::Timeout`]
-    /// when the answer was lost (the transaction may exist), and
-    /// [`ProviderError::UnexpectedResponse`] when the answer names no
+    /// when the response was lost (the transaction may exist), and
+    /// [`ProviderError::UnexpectedResponse`] when the response names no
     /// `redirect` payment page.
     async fn start_payment(&self, request: &StartRequest) -> Result<StartOutcome, ProviderError> {
         let body = self.transaction_body(request)?;
@@ -386,9 +386,10 @@ impl PaymentProvider for MaksekeskusProvider {
     ///
     /// # Errors
     ///
-    /// [`ProviderError::InvalidWebhook`] when the parameters are missing, the
-    /// MAC does not verify, or the verified message is malformed, names
-    /// another shop or an unknown status; fetch errors for the two cases above.
+    /// [`ProviderError::InvalidWebhook`] when the parameters are missing or the
+    /// MAC does not verify. It is also returned when the verified message is
+    /// malformed or names another shop or an unknown status. The two messages
+    /// that need a fetch can also return the errors of a fetch.
     async fn verify_webhook(
         &self,
         request: &WebhookRequest,
@@ -412,8 +413,8 @@ impl PaymentProvider for MaksekeskusProvider {
     ///
     /// [`ProviderError::InvalidRequest`] for a payment of another provider,
     /// [`ProviderError::Timeout`], [`ProviderError::Transport`] and
-    /// [`ProviderError::Api`] when Maksekeskus cannot answer, and
-    /// [`ProviderError::UnexpectedResponse`] for an answer that cannot be mapped.
+    /// [`ProviderError::Api`] when Maksekeskus cannot respond, and
+    /// [`ProviderError::UnexpectedResponse`] for a response that cannot be mapped.
     async fn fetch_payment(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
         if payment.provider != self.name {
             return Err(self.invalid_request(format!(
@@ -432,9 +433,9 @@ impl PaymentProvider for MaksekeskusProvider {
     }
 }
 
-/// The `reference` sent with a transaction: the invoice number, or its last
-/// 20 characters when longer, since the sequence part usually comes last.
-/// Maksekeskus shows it to staff; matching relies on `merchant_data` instead.
+/// Derives the `reference` sent with a transaction: the invoice number, or
+/// its last 20 characters when longer, since the sequence part usually comes
+/// last. Maksekeskus shows it to staff, and matching relies on `merchant_data`.
 fn transaction_reference(invoice_number: &str) -> Option<String> {
     let trimmed = invoice_number.trim();
     if trimmed.is_empty() {
@@ -448,7 +449,7 @@ fn url_field(callback: &CallbackUrl) -> UrlField {
     UrlField { url: callback.url().to_string(), method: callback.method().as_str() }
 }
 
-/// The `url` of the `payment_methods.other` entry named `redirect`.
+/// Finds the `url` of the `payment_methods.other` entry named `redirect`.
 fn redirect_url(transaction: &TransactionWire) -> Result<String, String> {
     let entry = transaction
         .payment_methods
@@ -457,7 +458,7 @@ fn redirect_url(transaction: &TransactionWire) -> Result<String, String> {
         .and_then(|other| other.iter().find(|method| method.name.as_deref() == Some("redirect")));
     let Some(url) = entry.and_then(|method| method.url.as_deref()) else {
         return Err(format!(
-            "transaction {} was created but its answer has no payment_methods.other entry named redirect, so \
+            "transaction {} was created but the response has no payment_methods.other entry named redirect, so \
              there is no payment page to send the buyer to",
             transaction.id
         ));

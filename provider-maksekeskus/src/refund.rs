@@ -1,8 +1,8 @@
 //! Staff refunds through Maksekeskus.
 //!
 //! A refund is created with its required comment and goes CREATED → SENT →
-//! SETTLED, or ends FAILED; a 2xx answer can already carry FAILED, and SENT
-//! only reserves the amount on the merchant balance. Only a SETTLED refund
+//! SETTLED, or ends FAILED. A 2xx response can already carry FAILED, and
+//! SENT only reserves the amount on the merchant balance. Only a SETTLED refund
 //! means the money went back, so only then does a [`RefundReport`] carry
 //! events. The provider never applies them itself: the caller passes each to
 //! `BillingService::apply_event`, which reverses credits once.
@@ -20,7 +20,7 @@ pub struct Refund {
     pub id: String,
     pub transaction_id: String,
     pub status: RefundStatus,
-    /// The amount of this refund, when the answer states it.
+    /// The amount of this refund, when the response states it.
     pub amount: Option<Money>,
 }
 
@@ -28,8 +28,8 @@ pub struct Refund {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundReport {
     pub refund: Refund,
-    /// After a SETTLED refund, the `Refunded` event with the transaction's
-    /// cumulative refunded amount; empty for every other status, and empty
+    /// The `Refunded` event with the transaction's cumulative refunded amount
+    /// after a SETTLED refund. It is empty for every other status, and also
     /// while the transaction does not show the refund yet (reconcile the
     /// payment later). Apply each with `BillingService::apply_event`.
     pub events: Vec<ProviderEvent>,
@@ -45,7 +45,7 @@ impl MaksekeskusProvider {
     /// provider, one that has not succeeded, an amount in another currency,
     /// not above zero or above what is left to refund, or an empty comment;
     /// [`ProviderError::MissingReference`] for a payment without a transaction
-    /// id; [`ProviderError::Timeout`] when the answer was lost, in which case
+    /// id; [`ProviderError::Timeout`] when the response was lost, in which case
     /// the refund may exist; [`ProviderError::Api`] when Maksekeskus refuses
     /// (code 1045: the payment is still being processed, retry later).
     pub async fn refund(
@@ -62,8 +62,9 @@ impl MaksekeskusProvider {
         }
 
         let body = RefundBody { amount: format_amount(amount), comment: comment.trim().to_owned() };
-        // FIXME: a create that timed out is not looked up before a retry, so
-        // staff who retry at once may refund twice; check the merchant portal first.
+        // FIXME: a refund whose response was lost is not looked up before a
+        // retry, so staff who retry at once may refund twice. Check the
+        // merchant portal first.
         let wire = self.client.create_refund(&transaction_id, &body).await.inspect_err(|error| {
             tracing::warn!(payment_id = %payment.id, staff = %staff.user_id(), %error, "creating a Maksekeskus refund failed");
         })?;
@@ -98,7 +99,7 @@ impl MaksekeskusProvider {
         self.refund_report(payment, &transaction_id, &wire).await
     }
 
-    /// The transaction id of a payment staff may refund.
+    /// Checks that staff may refund the payment and returns its transaction id.
     fn refundable_transaction(&self, staff: &StaffContext, payment: &Payment) -> Result<String, ProviderError> {
         if payment.tenant_id != staff.tenant_id() {
             return Err(self.invalid_request(format!("payment {} belongs to another tenant", payment.id)));
@@ -175,7 +176,7 @@ impl MaksekeskusProvider {
         }
 
         // The refund object does not state the cumulative refunded amount, so
-        // the transaction is read; its event id matches what a later fetch or
+        // the transaction is read. Its event id is the one a later fetch or
         // notification of the same state produces.
         let transaction = self.client.transaction(transaction_id).await?;
         let shows_refund = transaction.status.parse::<TransactionStatus>().is_ok_and(TransactionStatus::is_refund);

@@ -25,7 +25,7 @@ use crate::status::{RefundStatus, TransactionStatus};
 const HAL_JSON: &str = "application/hal+json;charset=UTF-8";
 const PLAIN_JSON: &str = "application/json";
 
-/// Page size when a list request names none, as in a recorded API answer.
+/// Page size when a list request names none, as in a recorded API response.
 const PER_PAGE_DEFAULT: usize = 30;
 
 /// Largest page the fake serves. The real limit is not documented.
@@ -152,10 +152,10 @@ async fn create_transaction_inner(
         transaction.id = state.next_id(0x8000);
         transaction.created_at = state.now;
         state.transactions.push(transaction.clone());
-        (json::transaction(&transaction, &shared.base_url), state.create_delay)
+        (json::transaction(&transaction, &shared.base_url, state.redirect_entry), state.create_delay)
     };
-    // The transaction exists before the answer leaves, so a client that gives
-    // up waiting has created it all the same.
+    // The transaction exists before the response leaves, so a client that
+    // gives up waiting has created it all the same.
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
@@ -208,7 +208,7 @@ fn validate_transaction(request: &Value) -> Result<FakeTransaction, Problem> {
     Ok(transaction)
 }
 
-/// All three URLs, each `{url, method}` with GET or POST, as the API requires.
+/// Checks for all three URLs, each `{url, method}` with GET or POST, as the API requires.
 fn validate_transaction_urls(urls: &Value) -> Result<(), Problem> {
     for (name, parameter) in [
         ("return_url", "transaction.transaction_url.return_url"),
@@ -235,7 +235,7 @@ fn optional_text(object: &Value, field: &str, parameter: &'static str) -> Result
     }
 }
 
-/// A request amount: digits, optionally a dot and more digits, as a string.
+/// Parses a request amount: digits, optionally a dot and more digits, as a string.
 fn parse_request_amount(text: &str) -> Option<Decimal> {
     let plain = !text.starts_with('-') && !text.contains(['e', 'E']);
     if !plain {
@@ -254,9 +254,12 @@ async fn get_transaction(
     if let Err(problem) = admit(&shared, &method, &uri, &headers, &[]) {
         return problem.into_response();
     }
-    let found = shared.state().transactions.iter().find(|transaction| transaction.id == id).cloned();
+    let state = shared.state();
+    let found = state.transactions.iter().find(|transaction| transaction.id == id);
     match found {
-        Some(transaction) => serialized(StatusCode::OK, HAL_JSON, json::transaction(&transaction, &shared.base_url)),
+        Some(transaction) => {
+            serialized(StatusCode::OK, HAL_JSON, json::transaction(transaction, &shared.base_url, state.redirect_entry))
+        }
         None => Problem::new(StatusCode::NOT_FOUND, format!("Transaction {id} not found")).into_response(),
     }
 }
@@ -293,7 +296,7 @@ async fn list_transactions(State(shared): Shop, method: Method, uri: Uri, header
     let total = matching.len();
     let page_items: Vec<&FakeTransaction> =
         matching.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page).collect();
-    let body = match json::transactions(&page_items, &shared.base_url) {
+    let body = match json::transactions(&page_items, &shared.base_url, state.redirect_entry) {
         Ok(body) => body,
         Err(error) => return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     };
@@ -414,7 +417,7 @@ async fn get_refund(
     serialized(StatusCode::OK, HAL_JSON, json::refund(refund, transaction))
 }
 
-/// A placeholder for the hosted payment page the redirect URL points at.
+/// Serves a placeholder for the hosted payment page the redirect URL points at.
 async fn payment_page(uri: Uri) -> Response {
     let transaction = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .find(|(key, _)| key == "trx")

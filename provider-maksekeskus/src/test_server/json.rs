@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{FakeRefund, FakeTransaction};
+use super::{FakeRefund, FakeTransaction, RedirectEntry};
 use crate::timestamp::MAKSEKESKUS_FORMAT;
 
 /// A decimal written as a JSON number with at least one fraction digit.
@@ -56,17 +56,30 @@ struct TransactionJson<'a> {
 }
 
 /// A transaction object as create, get and list return it.
-pub(super) fn transaction(transaction: &FakeTransaction, base_url: &str) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&transaction_json(transaction, base_url))
+pub(super) fn transaction(
+    transaction: &FakeTransaction,
+    base_url: &str,
+    redirect: RedirectEntry,
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&transaction_json(transaction, base_url, redirect))
 }
 
 /// A list of transaction objects.
-pub(super) fn transactions(list: &[&FakeTransaction], base_url: &str) -> Result<String, serde_json::Error> {
-    let objects: Vec<TransactionJson<'_>> = list.iter().map(|item| transaction_json(item, base_url)).collect();
+pub(super) fn transactions(
+    list: &[&FakeTransaction],
+    base_url: &str,
+    redirect: RedirectEntry,
+) -> Result<String, serde_json::Error> {
+    let objects: Vec<TransactionJson<'_>> =
+        list.iter().map(|item| transaction_json(item, base_url, redirect)).collect();
     serde_json::to_string(&objects)
 }
 
-fn transaction_json<'a>(transaction: &'a FakeTransaction, base_url: &str) -> TransactionJson<'a> {
+fn transaction_json<'a>(
+    transaction: &'a FakeTransaction,
+    base_url: &str,
+    redirect: RedirectEntry,
+) -> TransactionJson<'a> {
     let id = transaction.id.as_str();
     let paid = transaction.completed_at.is_some();
     let page = |method: Option<&str>| match method {
@@ -100,7 +113,10 @@ fn transaction_json<'a>(transaction: &'a FakeTransaction, base_url: &str) -> Tra
         payment_methods: json!({
             "banklinks": [{ "name": "swedbank", "url": page(Some("EE_SWED")), "country": "ee" }],
             "cards": [{ "name": "visa", "url": page(Some("visa")) }],
-            "other": [{ "name": "redirect", "url": page(None) }],
+            "other": match redirect {
+                RedirectEntry::Listed => json!([{ "name": "redirect", "url": page(None) }]),
+                RedirectEntry::Omitted => json!([]),
+            },
         }),
         links: json!({ "self": { "href": format!("{base_url}/v1/transactions/{id}") } }),
         completed_at: transaction.completed_at.map(timestamp),

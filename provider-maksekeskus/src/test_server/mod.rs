@@ -1,7 +1,7 @@
 //! A stand-in for the Maksekeskus API on 127.0.0.1, for tests, the
 //! walkthrough and the example server (cargo feature `test-server`).
 //!
-//! [`FakeMaksekeskus`] answers `POST /v1/transactions`, `GET
+//! [`FakeMaksekeskus`] serves `POST /v1/transactions`, `GET
 //! /v1/transactions`, `GET /v1/transactions/{id}`, `POST
 //! /v1/transactions/{id}/refunds` and `GET /v1/refunds/{id}` in the shapes
 //! Maksekeskus documents: amounts in as strings and out as JSON numbers,
@@ -69,6 +69,15 @@ struct FakeState {
     requests: Vec<RecordedRequest>,
     create_delay: Option<Duration>,
     refund_outcome: RefundStatus,
+    redirect_entry: RedirectEntry,
+}
+
+/// Whether transaction objects list the `redirect` payment page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RedirectEntry {
+    Listed,
+    /// Left out, as in a malformed response.
+    Omitted,
 }
 
 impl FakeState {
@@ -79,7 +88,7 @@ impl FakeState {
             .ok_or_else(|| FakeError::UnknownTransaction { id: id.to_owned() })
     }
 
-    /// A UUID-shaped id that is unique within this server and repeatable across runs.
+    /// Mints a UUID-shaped id that is unique within this server and repeatable across runs.
     fn next_id(&mut self, kind: u16) -> String {
         self.last_id += 1;
         format!("00000000-0000-4000-{kind:04x}-{:012x}", self.last_id)
@@ -106,7 +115,7 @@ pub struct FakeTransaction {
 }
 
 impl FakeTransaction {
-    /// A transaction in status CREATED, for inserting one with a chosen id.
+    /// Creates a transaction in status CREATED, for inserting one with a chosen id.
     pub fn new(id: &str, amount: Decimal, merchant_data: Option<&str>, created_at: OffsetDateTime) -> FakeTransaction {
         FakeTransaction {
             id: id.to_owned(),
@@ -171,7 +180,7 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
-    /// The body parsed as JSON, when it is JSON.
+    /// Parses the body as JSON, if it is JSON.
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_str(&self.body).ok()
     }
@@ -240,7 +249,7 @@ impl fmt::Debug for FakeMaksekeskus {
 
 impl FakeMaksekeskus {
     /// Starts a fake for one shop on an ephemeral port of 127.0.0.1. Its
-    /// clock stands at `now` until [`FakeMaksekeskus::set_now`] moves it.
+    /// clock is fixed at `now` until [`FakeMaksekeskus::set_now`] moves it.
     ///
     /// # Errors
     ///
@@ -264,6 +273,7 @@ impl FakeMaksekeskus {
                 requests: Vec::new(),
                 create_delay: None,
                 refund_outcome: RefundStatus::Settled,
+                redirect_entry: RedirectEntry::Listed,
             }),
         });
         let app = http::router(Arc::clone(&shared));
@@ -332,9 +342,15 @@ impl FakeMaksekeskus {
     }
 
     /// Makes `POST /v1/transactions` store the transaction and then wait
-    /// `delay` before answering, as when the answer is lost on the way.
+    /// `delay` before responding, as when the response is lost on the way.
     pub fn set_create_delay(&self, delay: Option<Duration>) {
         self.shared.state().create_delay = delay;
+    }
+
+    /// Leaves the `payment_methods.other` entry named `redirect` out of
+    /// transaction objects (`true`), as a malformed response would.
+    pub fn omit_redirect(&self, omit: bool) {
+        self.shared.state().redirect_entry = if omit { RedirectEntry::Omitted } else { RedirectEntry::Listed };
     }
 
     /// The status new refunds get (SETTLED unless changed).
