@@ -41,7 +41,7 @@ pub use config::{
 };
 pub use events::EventError;
 pub use message::WebhookError;
-pub use provider::{MaksekeskusProvider, SystemClock};
+pub use provider::MaksekeskusProvider;
 pub use refund::{Refund, RefundReport};
 pub use status::{RefundStatus, TransactionStatus, UnknownStatus};
 pub use timestamp::TimestampError;

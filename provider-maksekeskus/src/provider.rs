@@ -45,7 +45,7 @@ const LOOKUP_PAGES_MAX: u32 = 20;
 
 /// The operating system's clock, for when a fetch states no time of its own.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {

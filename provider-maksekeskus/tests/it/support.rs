@@ -79,6 +79,7 @@ pub fn start_request() -> StartRequest {
         channel: Channel::HostedPage,
         customer_ip: Some("203.0.113.7".into()),
         locale: Some("et".into()),
+        requested_at: NOW,
     }
 }
 
