@@ -6,8 +6,6 @@
 //! `f64`, and turning it into [`Money`] rejects fraction digits the currency
 //! does not have instead of rounding them.
 
-use std::str::FromStr;
-
 use billing_domain::{Currency, Money, MoneyError};
 use rust_decimal::Decimal;
 use serde::de::Error as _;
@@ -80,7 +78,7 @@ pub(crate) fn format_amount(money: Money) -> String {
     money.amount().to_string()
 }
 
-/// Why an amount on the wire was rejected.
+/// A rejected amount from the wire.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AmountError {
@@ -92,14 +90,6 @@ pub enum AmountError {
 
     #[error(transparent)]
     Currency(MoneyError),
-}
-
-impl FromStr for WireDecimal {
-    type Err = AmountError;
-
-    fn from_str(text: &str) -> Result<WireDecimal, AmountError> {
-        parse_decimal(text).map(WireDecimal)
-    }
 }
 
 #[cfg(test)]

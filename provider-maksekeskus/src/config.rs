@@ -243,7 +243,7 @@ impl MaksekeskusConfig {
     }
 }
 
-/// Why a configuration value was rejected.
+/// A rejected configuration value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

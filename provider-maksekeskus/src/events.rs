@@ -93,7 +93,7 @@ fn refunded_total(report: &TransactionReport) -> Result<Money, EventError> {
     })
 }
 
-/// Why a transaction state could not become an event.
+/// A transaction state that cannot become an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventError {

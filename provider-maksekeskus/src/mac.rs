@@ -48,7 +48,7 @@ pub fn verify(json: &str, mac: &str, secret_key: &SecretKey) -> Result<(), MacEr
     }
 }
 
-/// Why a MAC was rejected.
+/// A rejected MAC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MacError {

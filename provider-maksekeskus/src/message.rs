@@ -273,7 +273,7 @@ fn json_body_parameters(body: &[u8]) -> Result<Found, WebhookError> {
     Ok(found)
 }
 
-/// Why a return or notification was rejected.
+/// A rejected return or notification.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebhookError {

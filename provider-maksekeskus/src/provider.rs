@@ -121,6 +121,8 @@ impl MaksekeskusProvider {
                 "Maksekeskus requires the customer's IP address; pass it in PaymentOptions::customer_ip".into(),
             ));
         };
+        // NOTE: the official SDK's request schema declares an IPv4 address;
+        // whether the API rejects IPv6 is not documented, so both are sent.
         let ip = ip
             .trim()
             .parse::<IpAddr>()
@@ -148,6 +150,18 @@ impl MaksekeskusProvider {
             },
             customer: CustomerFields { ip: ip.to_string(), locale },
         })
+    }
+
+    /// Fetches a transaction and checks that the response is about it.
+    pub(crate) async fn fetch_transaction(&self, transaction_id: &str) -> Result<TransactionWire, ProviderError> {
+        let transaction = self.client.transaction(transaction_id).await?;
+        if transaction.id != transaction_id {
+            return Err(self.unexpected(format!(
+                "requested transaction {transaction_id} but the response is about {}",
+                transaction.id
+            )));
+        }
+        Ok(transaction)
     }
 
     /// Maps a fetched transaction to its events.
@@ -180,6 +194,8 @@ impl MaksekeskusProvider {
                 .map_err(|error| self.unexpected(format!("transaction {id} {field}: {}", error_chain(&error)))),
         };
         let amount = to_money(transaction.amount, "amount")?;
+        // NOTE: no source says whether `refunded_amount` counts refunds that
+        // are still SENT. If it does, a fetch reports them before they settle.
         let refunded = to_money(transaction.refunded_amount, "refunded_amount")?;
         let completed_at = match (status, transaction.completed_at.as_deref()) {
             (TransactionStatus::Completed, Some(text)) => timestamp::parse(text).ok(),
@@ -211,7 +227,7 @@ impl MaksekeskusProvider {
         // The message states the transaction amount but not how much of it was
         // refunded, so a partial refund is read from the transaction itself.
         if message.status == TransactionStatus::PartRefunded {
-            let transaction = self.client.transaction(&message.transaction_id).await?;
+            let transaction = self.fetch_transaction(&message.transaction_id).await?;
             return self.transaction_events(&transaction, "payment_return");
         }
         let report = TransactionReport {
@@ -237,13 +253,7 @@ impl MaksekeskusProvider {
         now: OffsetDateTime,
     ) -> Result<Vec<ProviderEvent>, ProviderError> {
         let Some(error) = message.error else {
-            let transaction = self.client.transaction(&message.transaction_id).await?;
-            if transaction.id != message.transaction_id {
-                return Err(self.unexpected(format!(
-                    "asked for transaction {} but got {}",
-                    message.transaction_id, transaction.id
-                )));
-            }
+            let transaction = self.fetch_transaction(&message.transaction_id).await?;
             return self.transaction_events(&transaction, "token_return");
         };
         let code = error.code.unwrap_or_else(|| "unknown".to_owned());
@@ -425,10 +435,7 @@ impl PaymentProvider for MaksekeskusProvider {
         let Some(reference) = &payment.reference else {
             return self.look_up_transaction(payment).await;
         };
-        let transaction = self.client.transaction(reference.as_str()).await?;
-        if transaction.id != reference.as_str() {
-            return Err(self.unexpected(format!("asked for transaction {reference} but got {}", transaction.id)));
-        }
+        let transaction = self.fetch_transaction(reference.as_str()).await?;
         self.transaction_events(&transaction, "transaction")
     }
 }

@@ -178,7 +178,7 @@ impl MaksekeskusProvider {
         // The refund object does not state the cumulative refunded amount, so
         // the transaction is read. Its event id is the one a later fetch or
         // notification of the same state produces.
-        let transaction = self.client.transaction(transaction_id).await?;
+        let transaction = self.fetch_transaction(transaction_id).await?;
         let shows_refund = transaction.status.parse::<TransactionStatus>().is_ok_and(TransactionStatus::is_refund);
         if !shows_refund {
             tracing::warn!(payment_id = %payment.id, refund_id = %refund.id, "refund settled but the transaction does not show it yet; reconcile the payment later");

@@ -14,6 +14,54 @@
 //! itself. It is a test double, not a simulator: transactions change status
 //! only when a test says so (there is no 30-minute expiry), and `/pay.html`
 //! is a placeholder page, not a payment flow.
+//!
+//! A whole payment against the fake, as the walkthrough runs it:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use billing_domain::ledger::OverdraftPolicy;
+//! # use billing_domain::memory::MemoryStore;
+//! # use billing_domain::service::{NewInvoice, PaymentOptions, PaymentStart};
+//! # use billing_domain::testing::{ManualClock, SeededRandom};
+//! # use billing_domain::{BillingService, Currency, InvoiceRow, InvoiceStatus, Money, ProviderName, UserId};
+//! # use provider_maksekeskus::test_server::FakeMaksekeskus;
+//! # use provider_maksekeskus::{MaksekeskusProvider, TransactionStatus, PROVIDER_NAME};
+//! # use rust_decimal::Decimal;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = time::macros::datetime!(2026-11-30 10:00 UTC);
+//! let clock = Arc::new(ManualClock::new(now));
+//! let fake = FakeMaksekeskus::start_with_test_credentials(now).await?;
+//! let provider = MaksekeskusProvider::new(fake.config()?)?.with_clock(clock.clone());
+//! let service = BillingService::new(Arc::new(MemoryStore::new()), clock, Arc::new(SeededRandom::new(1)))
+//!     .with_provider(Arc::new(provider));
+//! # let (_, staff) = service.create_tenant("Shop", UserId::from_random_bytes([1; 16]), "Owner", OverdraftPolicy { limit: 0 }).await?;
+//! # let company = service.add_company(&staff, "Customer").await?;
+//! # let row = InvoiceRow { description: "Credits".into(), quantity: Decimal::ONE, unit_price: Money::new(Decimal::new(2500, 2), Currency::EUR)?, project: None, content: None, credits: Some(100) };
+//! # let invoice = service.create_invoice(&staff, NewInvoice { company_id: company.id, number: "INV-1".into(), currency: Currency::EUR, rows: vec![row] }).await?;
+//! # let token = service.issue_invoice(&staff, invoice.id).await?.token.expose().to_owned();
+//!
+//! // The customer starts paying from the public link; Maksekeskus needs their IP.
+//! let maksekeskus = ProviderName::new(PROVIDER_NAME)?;
+//! let options = PaymentOptions { customer_ip: Some("203.0.113.7".into()), locale: Some("et".into()) };
+//! let PaymentStart::Redirect { payment_id, url } = service.start_public_payment(&token, &maksekeskus, options).await?
+//! else {
+//!     panic!("Maksekeskus payments start with a redirect");
+//! };
+//! assert!(url.starts_with(fake.api_base()));
+//!
+//! // Maksekeskus reports COMPLETED: a signed notification, then the browser return.
+//! let transaction = fake.transaction_for_payment(payment_id).expect("created").id;
+//! let message = fake.payment_return(&transaction, TransactionStatus::Completed)?;
+//! service.handle_webhook(&maksekeskus, &message.form_request()).await?;
+//! service.handle_webhook(&maksekeskus, &message.query_request()).await?;
+//!
+//! let invoice = service.store().invoice(invoice.id).await?.expect("stored");
+//! assert_eq!(invoice.status(), InvoiceStatus::Paid);
+//! assert_eq!(service.balance(staff.tenant_id()).await?.balance, 100);
+//! # Ok(())
+//! # }
+//! ```
 
 mod http;
 mod json;
@@ -23,7 +71,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use billing_domain::WebhookRequest;
+use billing_domain::{PaymentId, WebhookRequest};
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -332,6 +380,18 @@ impl FakeMaksekeskus {
         self.shared.state().transactions.iter().find(|transaction| transaction.id == id).cloned()
     }
 
+    /// The transaction created for a payment: the one whose `merchant_data`
+    /// is the payment id, as the provider sends it.
+    pub fn transaction_for_payment(&self, payment_id: PaymentId) -> Option<FakeTransaction> {
+        let merchant_data = payment_id.to_string();
+        let state = self.shared.state();
+        state
+            .transactions
+            .iter()
+            .find(|transaction| transaction.merchant_data.as_deref() == Some(&merchant_data))
+            .cloned()
+    }
+
     pub fn refunds(&self) -> Vec<FakeRefund> {
         self.shared.state().refunds.clone()
     }
@@ -438,7 +498,7 @@ impl Drop for FakeMaksekeskus {
     }
 }
 
-/// Why the fake could not do what a test asked.
+/// A request the fake cannot carry out.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FakeError {

@@ -29,6 +29,7 @@ async fn completed_notification_pays_invoice_once() {
     assert_eq!(entry.status, PublicStatus::Processing);
     let sent = world.fake.requests()[0].json().unwrap();
     assert_eq!(sent["transaction"]["merchant_data"], payment_id.to_string());
+    assert_eq!(world.fake.transaction_for_payment(payment_id).unwrap().id, transaction);
 
     // The notification (POST form) and the browser return (GET query) carry the same update.
     let message = world.fake.payment_return(&transaction, TransactionStatus::Completed).unwrap();
