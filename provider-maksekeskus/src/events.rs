@@ -194,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn merchant_data_that_is_not_a_payment_id_falls_back_to_reference() {
+    fn foreign_merchant_data_uses_reference() {
         let mut foreign = report(TransactionStatus::Completed);
         foreign.merchant_data = Some("order-77".into());
         let event = provider_event(&provider(), &foreign).unwrap();

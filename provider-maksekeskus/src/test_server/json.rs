@@ -55,7 +55,7 @@ struct TransactionJson<'a> {
     refunded_amount: Option<JsonNumber>,
 }
 
-/// A transaction object as create, get and list return it.
+/// Writes a transaction object as create, get and list return it.
 pub(super) fn transaction(
     transaction: &FakeTransaction,
     base_url: &str,
@@ -64,7 +64,7 @@ pub(super) fn transaction(
     serde_json::to_string(&transaction_json(transaction, base_url, redirect))
 }
 
-/// A list of transaction objects.
+/// Writes a list of transaction objects.
 pub(super) fn transactions(
     list: &[&FakeTransaction],
     base_url: &str,
@@ -135,7 +135,7 @@ struct RefundJson<'a> {
     created_at: String,
 }
 
-/// A refund object, embedding its transaction's id and status.
+/// Writes a refund object, embedding its transaction's id and status.
 pub(super) fn refund(refund: &FakeRefund, transaction: Option<&FakeTransaction>) -> Result<String, serde_json::Error> {
     let status = transaction.map(|transaction| transaction.status.as_str());
     serde_json::to_string(&RefundJson {
@@ -166,7 +166,7 @@ struct PaymentReturnJson<'a> {
     customer_name: &'static str,
 }
 
-/// The `json` parameter of a `payment_return` for the transaction's status.
+/// Writes the `json` parameter of a `payment_return` for the transaction's status.
 pub(super) fn payment_return(
     shop_id: &str,
     transaction: &FakeTransaction,
@@ -187,7 +187,7 @@ pub(super) fn payment_return(
     })
 }
 
-/// The `json` parameter of a card flow's `token_return` for the transaction.
+/// Writes the `json` parameter of a card flow's `token_return` for the transaction.
 pub(super) fn token_return(transaction: &FakeTransaction, now: OffsetDateTime) -> Result<String, serde_json::Error> {
     let message = json!({
         "transaction": {
@@ -215,7 +215,7 @@ pub(super) struct FieldProblem {
     pub expected: &'static str,
 }
 
-/// The `{code, message, errors}` body of a failed request.
+/// Writes the `{code, message, errors}` body of a failed request.
 pub(super) fn error_body(code: u32, message: &str, errors: &[FieldProblem]) -> String {
     let errors: Vec<Value> = errors
         .iter()
@@ -231,7 +231,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn amounts_are_written_as_numbers_with_a_fraction() {
+    fn amounts_written_as_fractional_numbers() {
         for (amount, text) in [(dec!(25.00), "25.0"), (dec!(12.95), "12.95"), (dec!(0.50), "0.5"), (dec!(0), "0.0")] {
             assert_eq!(serde_json::to_string(&JsonNumber(amount)).unwrap(), text);
         }

@@ -278,7 +278,7 @@ impl SignedMessage {
         }
     }
 
-    /// The message as a JSON body holding `json` and `mac`.
+    /// The message as a JSON body that contains `json` and `mac`.
     pub fn json_request(&self) -> WebhookRequest {
         let body = serde_json::json!({ "json": self.json, "mac": self.mac });
         WebhookRequest {
@@ -349,7 +349,7 @@ impl FakeMaksekeskus {
         &self.shared.base_url
     }
 
-    /// A provider configuration for this fake's shop and address.
+    /// Builds a provider configuration for this fake's shop and address.
     ///
     /// # Errors
     ///

@@ -12,7 +12,7 @@ use provider_maksekeskus::{MaksekeskusProvider, TransactionStatus};
 
 use crate::support::{World, CREDITS};
 
-/// A `payment_return` for `transaction` with hand-set amount and currency.
+/// Signs a `payment_return` for `transaction` with a hand-set amount and currency.
 fn altered_return(world: &World, transaction: &str, payment_id: &str, amount: &str, currency: &str) -> SignedMessage {
     world.fake.sign(format!(
         r#"{{"shop":"{}","amount":{amount},"currency":"{currency}","reference":"INV-2026-0042","merchant_data":"{payment_id}","transaction":"{transaction}","status":"COMPLETED","signature":"","message_time":"2026-11-30T10:15:42+0000","message_type":"payment_return","customer_name":"Test Customer"}}"#,
@@ -143,9 +143,9 @@ async fn forged_message_changes_nothing() {
 #[tokio::test]
 async fn timed_out_create_is_found_by_reconciliation() {
     let fake = crate::support::fake().await;
-    fake.set_create_delay(Some(Duration::from_secs(5)));
+    fake.set_create_delay(Some(Duration::from_secs(30)));
     let world = World::with_provider(fake, |fake| {
-        let config = fake.config().unwrap().with_request_timeout(Duration::from_millis(1000)).unwrap();
+        let config = fake.config().unwrap().with_request_timeout(Duration::from_millis(1500)).unwrap();
         MaksekeskusProvider::new(config).unwrap()
     })
     .await;
@@ -175,7 +175,7 @@ async fn timed_out_create_is_found_by_reconciliation() {
 }
 
 #[tokio::test]
-async fn expired_transaction_makes_invoice_payable_again() {
+async fn expired_transaction_reopens_invoice() {
     let world = World::new().await;
     let (payment_id, transaction) = world.start_payment().await;
     world.fake.set_status(&transaction, TransactionStatus::Expired).unwrap();

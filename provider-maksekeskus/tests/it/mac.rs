@@ -81,7 +81,7 @@ fn reserialised_json_fails() {
 }
 
 #[tokio::test]
-async fn provider_rejects_tampered_message_before_parsing() {
+async fn tampered_message_rejected_before_parsing() {
     let fake = fake().await;
     let provider = provider(&fake);
     let signed = fixture("payment_return.completed.json");

@@ -9,7 +9,7 @@ use rust_decimal_macros::dec;
 
 use crate::support::{eur, World, CREDITS};
 
-/// A world whose invoice is paid through Maksekeskus.
+/// Builds a world whose invoice is paid through Maksekeskus.
 async fn paid_world() -> (World, PaymentId, String) {
     let world = World::new().await;
     let (payment_id, transaction) = world.start_payment().await;

@@ -68,7 +68,7 @@ pub fn provider(fake: &FakeMaksekeskus) -> MaksekeskusProvider {
     MaksekeskusProvider::new(config).unwrap().with_clock(Arc::new(ManualClock::new(NOW)))
 }
 
-/// A start request for 25.00 EUR as the service would send it.
+/// Builds a start request for 25.00 EUR as the service would send it.
 pub fn start_request() -> StartRequest {
     StartRequest {
         tenant_id: TenantId::from_random_bytes([1; 16]),
