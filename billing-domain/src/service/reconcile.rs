@@ -7,7 +7,7 @@
 //! obeys the same rules, and its log row names the staff member.
 
 use serde::Serialize;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::event::{EventKey, EventKind, PaymentMatch, ProviderEvent};
 use crate::ids::{EventId, LogEntryId, PaymentId};
@@ -67,14 +67,15 @@ impl BillingService {
     ///
     /// # Errors
     ///
-    /// Store errors.
+    /// [`BillingError::InvalidInput`] when `older_than` reaches outside the
+    /// calendar, store errors.
     pub async fn stale_payments(
         &self,
         staff: &StaffContext,
         older_than: Duration,
         limit: usize,
     ) -> Result<Vec<Payment>, BillingError> {
-        let before = self.clock.now() - older_than;
+        let before = self.stale_cutoff(older_than)?;
         Ok(self.store.stale_payments(Some(staff.tenant_id), before, limit).await?)
     }
 
@@ -134,9 +135,10 @@ impl BillingService {
     ///
     /// # Errors
     ///
-    /// Store errors; a provider that cannot be reached is logged per payment.
+    /// [`BillingError::InvalidInput`] when `older_than` reaches outside the
+    /// calendar, store errors; a provider that cannot be reached is logged per payment.
     pub async fn reconcile_stale(&self, older_than: Duration, limit: usize) -> Result<usize, BillingError> {
-        let before = self.clock.now() - older_than;
+        let before = self.stale_cutoff(older_than)?;
         let stale = self.store.stale_payments(None, before, limit).await?;
         for payment in &stale {
             if self.fetch_and_apply(payment, LogSource::System, None).await?.is_ok() {
@@ -237,6 +239,14 @@ impl BillingService {
         tx.resolve_log_entry(entry_id, entry.id).await?;
         tx.commit().await?;
         Ok(entry)
+    }
+
+    /// The moment before which an in-flight payment counts as stale.
+    fn stale_cutoff(&self, older_than: Duration) -> Result<OffsetDateTime, BillingError> {
+        let now = self.clock.now();
+        now.checked_sub(older_than).ok_or_else(|| BillingError::InvalidInput {
+            reason: format!("payment age {older_than} before {now} is out of range; pass a shorter age"),
+        })
     }
 
     async fn staff_payment(&self, staff: &StaffContext, payment_id: PaymentId) -> Result<Payment, BillingError> {
