@@ -5,9 +5,13 @@
 
 use std::sync::Arc;
 
+use billing_domain::ledger::OverdraftPolicy;
 use billing_domain::memory::MemoryStore;
-use billing_domain::testing::suite::Fixture;
-use billing_domain::BillingError;
+use billing_domain::payment::ManualMethod;
+use billing_domain::service::{NewInvoice, PaymentStart};
+use billing_domain::testing::suite::{eur, user, Fixture};
+use billing_domain::{BillingError, Currency, InvoiceRow, InvoiceStatus};
+use rust_decimal::Decimal;
 use time::Duration;
 
 async fn fixture() -> Fixture {
@@ -23,4 +27,79 @@ async fn stale_age_out_of_range_is_rejected() {
 
     assert!(matches!(listed, Err(BillingError::InvalidInput { .. })), "{listed:?}");
     assert!(matches!(janitor, Err(BillingError::InvalidInput { .. })), "{janitor:?}");
+}
+
+#[tokio::test]
+async fn manual_reference_of_another_tenant_is_not_replayed() {
+    let fixture = fixture().await;
+    let provider = fixture.provider_name();
+    let ours = fixture.issued("20.00", 100).await;
+    fixture
+        .service
+        .record_manual_payment(&fixture.staff, ours.invoice.id, &provider, ManualMethod::Cash, "receipt-1")
+        .await
+        .unwrap();
+    let (_, other_staff) =
+        fixture.service.create_tenant("Other workspace", user(9), "Olga", OverdraftPolicy::default()).await.unwrap();
+    let company = fixture.service.add_company(&other_staff, "Their customer").await.unwrap();
+    let theirs = fixture
+        .service
+        .create_invoice(
+            &other_staff,
+            NewInvoice {
+                company_id: company.id,
+                number: "T-1".into(),
+                currency: Currency::EUR,
+                rows: vec![row("5.00", None)],
+            },
+        )
+        .await
+        .unwrap();
+    fixture.service.issue_invoice(&other_staff, theirs.id).await.unwrap();
+
+    let start = fixture
+        .service
+        .record_manual_payment(&other_staff, theirs.id, &provider, ManualMethod::Cash, "receipt-1")
+        .await
+        .unwrap();
+
+    let PaymentStart::Completed { payment, .. } = start else { panic!("expected a new completion, got {start:?}") };
+    assert_eq!(payment.tenant_id, other_staff.tenant_id());
+    assert_eq!(payment.invoice_id, theirs.id);
+    let stored = fixture.service.store().invoice(theirs.id).await.unwrap().unwrap();
+    assert_eq!(stored.status(), InvoiceStatus::Paid);
+}
+
+#[tokio::test]
+async fn manual_reference_of_another_invoice_is_not_replayed() {
+    let fixture = fixture().await;
+    let provider = fixture.provider_name();
+    let first = fixture.issued("20.00", 0).await;
+    let second = fixture.issued("30.00", 0).await;
+    fixture
+        .service
+        .record_manual_payment(&fixture.staff, first.invoice.id, &provider, ManualMethod::BankTransfer, "RF18 5390")
+        .await
+        .unwrap();
+
+    let start = fixture
+        .service
+        .record_manual_payment(&fixture.staff, second.invoice.id, &provider, ManualMethod::BankTransfer, "RF18 5390")
+        .await
+        .unwrap();
+
+    let PaymentStart::Completed { payment, .. } = start else { panic!("expected a new completion, got {start:?}") };
+    assert_eq!(payment.invoice_id, second.invoice.id);
+    assert_eq!(fixture.invoice_status(&second).await, InvoiceStatus::Paid);
+}
+
+fn row(price: &str, credits: Option<u64>) -> InvoiceRow {
+    InvoiceRow {
+        description: "Credits".into(),
+        quantity: Decimal::ONE,
+        unit_price: eur(price),
+        project: None,
+        content: None,
+        credits,
+    }
 }

@@ -4,8 +4,8 @@
 //! Both complete through the same provider-event path as Stripe and
 //! Maksekeskus, so the invoice, payment, credits and log look the same
 //! whichever way an invoice was settled. Event ids derive from the invoice
-//! (free) or from the receipt or transfer reference (manual), so completing
-//! twice is a duplicate, never a second credit grant.
+//! (free) or from the invoice and its receipt or transfer reference (manual),
+//! so completing twice is a duplicate, never a second credit grant.
 //!
 //! Neither provider receives webhooks. Recording a manual payment is
 //! staff-only because [`BillingService::record_manual_payment`] takes a
@@ -90,7 +90,7 @@ impl PaymentProvider for ManualProvider {
                 reason: "a manual payment needs its receipt number or bank transfer reference".into(),
             });
         }
-        let reference = reference(&name, format!("{}:{receipt}", method.as_str()))?;
+        let reference = reference(&name, format!("{}:{}:{receipt}", method.as_str(), request.invoice_id))?;
         let event = completion(&name, request.requested_at, request, &reference)?;
         tracing::info!(invoice_id = %request.invoice_id, payment_id = %request.payment_id, method = method.as_str(), "manual payment recorded");
         Ok(StartOutcome::Completed { reference, events: vec![event] })

@@ -95,7 +95,7 @@ impl BillingService {
 
     /// Records money received outside any provider, confirmed by staff. The
     /// same `reference` (receipt number, bank transfer reference) recorded
-    /// twice returns the first payment.
+    /// twice for one invoice returns the first payment.
     ///
     /// # Errors
     ///
@@ -443,12 +443,13 @@ impl BillingService {
 }
 
 /// The reference a payment carries before the provider is called: manual
-/// payments are keyed by their receipt or transfer reference and a free
-/// completion by its invoice, which makes both idempotent.
+/// payments are keyed by their invoice and receipt or transfer reference and
+/// a free completion by its invoice, which makes both idempotent. The invoice
+/// id keeps one tenant's receipt numbers from matching another tenant's payment.
 fn planned_reference(invoice: &Invoice, channel: &Channel) -> Result<Option<ProviderReference>, BillingError> {
     match channel {
         Channel::Manual { method, reference } => {
-            Ok(Some(ProviderReference::new(format!("{}:{reference}", method.as_str()))?))
+            Ok(Some(ProviderReference::new(format!("{}:{}:{reference}", method.as_str(), invoice.id))?))
         }
         Channel::Free => Ok(Some(ProviderReference::new(format!("free:{}", invoice.id))?)),
         Channel::HostedPage | Channel::Terminal { .. } => Ok(None),
