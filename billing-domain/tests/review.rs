@@ -5,11 +5,14 @@
 
 use std::sync::Arc;
 
+use billing_domain::event::{EventKind, PaymentMatch, ProviderEvent};
 use billing_domain::ledger::OverdraftPolicy;
+use billing_domain::log::LogOutcome;
 use billing_domain::memory::MemoryStore;
 use billing_domain::payment::ManualMethod;
 use billing_domain::service::{NewInvoice, PaymentStart};
 use billing_domain::testing::suite::{eur, user, Fixture};
+use billing_domain::testing::ScriptedProvider;
 use billing_domain::{BillingError, Currency, InvoiceRow, InvoiceStatus};
 use rust_decimal::Decimal;
 use time::Duration;
@@ -102,4 +105,33 @@ fn row(price: &str, credits: Option<u64>) -> InvoiceRow {
         content: None,
         credits,
     }
+}
+
+/// An event about `payment` that names it only by its provider reference.
+fn by_reference(fixture: &Fixture, id: &str, payment: &billing_domain::Payment, kind: EventKind) -> ProviderEvent {
+    let mut event = fixture.event(id, payment, kind, Some(payment.amount));
+    event.matches = PaymentMatch {
+        tenant_id: None,
+        invoice_id: None,
+        payment_id: None,
+        reference: Some(ScriptedProvider::reference_for(payment.id).unwrap()),
+    };
+    event
+}
+
+#[tokio::test]
+async fn retry_of_another_tenants_event_is_not_found() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 100).await;
+    let payment = fixture.start(&issued).await;
+    let refund =
+        by_reference(&fixture, "evt-early-refund", &payment, EventKind::Refunded { total_refunded: eur("20.00") });
+    assert_eq!(fixture.deliver(&refund).await, LogOutcome::Parked);
+    let (_, other_staff) =
+        fixture.service.create_tenant("Other workspace", user(9), "Olga", OverdraftPolicy::default()).await.unwrap();
+
+    let error = fixture.service.retry_event(&other_staff, &refund.key()).await.unwrap_err();
+
+    assert!(matches!(error, BillingError::NotFound { what: "event", .. }), "{error:?}");
+    assert!(fixture.service.retry_event(&fixture.staff, &refund.key()).await.is_ok());
 }

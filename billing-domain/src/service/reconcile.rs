@@ -99,12 +99,12 @@ impl BillingService {
     /// # Errors
     ///
     /// [`BillingError::NotFound`] when the inbox has no such event or it
-    /// belongs to another tenant.
+    /// belongs to another tenant, by its metadata or by the payment it matches.
     pub async fn retry_event(&self, staff: &StaffContext, key: &EventKey) -> Result<EventReport, BillingError> {
         let Some(entry) = self.store.inbox_entry(key).await? else {
             return Err(BillingError::not_found("event", key));
         };
-        if entry.event.matches.tenant_id.is_some_and(|tenant| tenant != staff.tenant_id) {
+        if !self.event_belongs_to(staff, &entry.event).await? {
             return Err(BillingError::not_found("event", key));
         }
         self.ingest(&entry.event, Origin { source: LogSource::Staff, actor: Some(staff.user_id) }).await
@@ -239,6 +239,21 @@ impl BillingService {
         tx.resolve_log_entry(entry_id, entry.id).await?;
         tx.commit().await?;
         Ok(entry)
+    }
+
+    /// Checks that an event names no other tenant, neither in its metadata nor
+    /// through the payment it matches. Events that match nothing are shared.
+    async fn event_belongs_to(&self, staff: &StaffContext, event: &ProviderEvent) -> Result<bool, BillingError> {
+        let matches = &event.matches;
+        if matches.tenant_id.is_some_and(|tenant| tenant != staff.tenant_id) {
+            return Ok(false);
+        }
+        let payment = match (matches.payment_id, &matches.reference) {
+            (Some(payment_id), _) => self.store.payment(payment_id).await?,
+            (None, Some(reference)) => self.store.payment_by_reference(&event.provider, reference).await?,
+            (None, None) => None,
+        };
+        Ok(payment.is_none_or(|payment| payment.tenant_id == staff.tenant_id))
     }
 
     /// The moment before which an in-flight payment counts as stale.
