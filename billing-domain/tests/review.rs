@@ -135,3 +135,19 @@ async fn retry_of_another_tenants_event_is_not_found() {
     assert!(matches!(error, BillingError::NotFound { what: "event", .. }), "{error:?}");
     assert!(fixture.service.retry_event(&fixture.staff, &refund.key()).await.is_ok());
 }
+
+#[tokio::test]
+async fn metadata_disagreeing_with_reference_is_rejected() {
+    let fixture = fixture().await;
+    let paid_by_event = fixture.issued("20.00", 100).await;
+    let named_in_metadata = fixture.issued("20.00", 100).await;
+    let payment = fixture.start(&paid_by_event).await;
+    let mut event = by_reference(&fixture, "evt-confused", &payment, EventKind::Succeeded);
+    event.matches.invoice_id = Some(named_in_metadata.invoice.id);
+
+    let outcome = fixture.deliver(&event).await;
+
+    assert_eq!(outcome, LogOutcome::Rejected);
+    assert_eq!(fixture.invoice_status(&paid_by_event).await, InvoiceStatus::Open);
+    assert_eq!(fixture.balance().await, 0);
+}

@@ -8,10 +8,11 @@
 use serde::Serialize;
 
 use crate::apply::{decide, Decision, InvoiceCredits};
-use crate::event::{EventKey, EventKind, ProviderEvent};
+use crate::event::{EventKey, EventKind, PaymentMatch, ProviderEvent};
 use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, UserId};
 use crate::ledger::{AccountSnapshot, LedgerEntry, OverdraftPolicy};
 use crate::log::{InboxClaim, InboxState, LogOutcome, LogSource};
+use crate::payment::Payment;
 use crate::store::StoreTx;
 
 use super::{BillingError, BillingService, LogDraft};
@@ -194,12 +195,7 @@ impl BillingService {
                     format!("payment {payment_id} belongs to provider {}", payment.provider),
                 )));
             }
-            let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
-            let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
-            if tenant_differs || invoice_differs {
-                return Ok(Err((LogOutcome::Rejected, format!("metadata ids disagree with payment {payment_id}"))));
-            }
-            return Ok(Ok((payment.id, payment.invoice_id)));
+            return Ok(agree_with_metadata(matches, &payment));
         }
         let Some(reference) = &matches.reference else {
             return Ok(Err((
@@ -211,10 +207,24 @@ impl BillingService {
             return Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}"))));
         };
         match tx.peek_payment(payment_id).await? {
-            Some(payment) => Ok(Ok((payment.id, payment.invoice_id))),
+            Some(payment) => Ok(agree_with_metadata(matches, &payment)),
             None => Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}")))),
         }
     }
+}
+
+/// Accepts the payment an event matched unless the tenant or invoice id in the
+/// event's metadata names another one; metadata ids win over the reference.
+fn agree_with_metadata(
+    matches: &PaymentMatch,
+    payment: &Payment,
+) -> Result<(PaymentId, InvoiceId), (LogOutcome, String)> {
+    let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
+    let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
+    if tenant_differs || invoice_differs {
+        return Err((LogOutcome::Rejected, format!("metadata ids disagree with payment {}", payment.id)));
+    }
+    Ok((payment.id, payment.invoice_id))
 }
 
 fn touches_credits(kind: &EventKind) -> bool {
