@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use billing_domain::event::{EventKind, PaymentMatch, ProviderEvent};
 use billing_domain::ledger::OverdraftPolicy;
-use billing_domain::log::LogOutcome;
+use billing_domain::log::{Attention, LogOutcome};
 use billing_domain::memory::MemoryStore;
 use billing_domain::payment::ManualMethod;
 use billing_domain::service::{NewInvoice, PaymentStart};
@@ -150,4 +150,24 @@ async fn metadata_disagreeing_with_reference_is_rejected() {
     assert_eq!(outcome, LogOutcome::Rejected);
     assert_eq!(fixture.invoice_status(&paid_by_event).await, InvoiceStatus::Open);
     assert_eq!(fixture.balance().await, 0);
+}
+
+#[tokio::test]
+async fn rejected_event_goes_to_payment_tenant() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 0).await;
+    let payment = fixture.start(&issued).await;
+    let mut event = fixture.event("evt-wrong-invoice", &payment, EventKind::Succeeded, Some(eur("20.00")));
+    event.matches.tenant_id = None;
+    event.matches.invoice_id = Some(billing_domain::InvoiceId::from_random_bytes([42; 16]));
+    assert_eq!(fixture.deliver(&event).await, LogOutcome::Rejected);
+    let (_, other_staff) =
+        fixture.service.create_tenant("Other workspace", user(9), "Olga", OverdraftPolicy::default()).await.unwrap();
+
+    let theirs = fixture.service.unresolved_log(&other_staff, 50).await.unwrap();
+    let ours = fixture.service.unresolved_log(&fixture.staff, 50).await.unwrap();
+
+    assert!(!theirs.iter().any(|entry| entry.payment_id == Some(payment.id)), "{theirs:?}");
+    assert!(!theirs.iter().any(|entry| entry.reason.contains(&payment.id.to_string())), "{theirs:?}");
+    assert!(ours.iter().any(|entry| entry.event == Some(event.key()) && entry.attention == Attention::Open));
 }
