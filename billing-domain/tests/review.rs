@@ -171,3 +171,21 @@ async fn rejected_event_goes_to_payment_tenant() {
     assert!(!theirs.iter().any(|entry| entry.reason.contains(&payment.id.to_string())), "{theirs:?}");
     assert!(ours.iter().any(|entry| entry.event == Some(event.key()) && entry.attention == Attention::Open));
 }
+
+#[tokio::test]
+async fn won_dispute_keeps_partial_refund() {
+    let fixture = fixture().await;
+    let (issued, payment) = fixture.paid("20.00", 100).await;
+    let partial = fixture.event("evt-refund", &payment, EventKind::Refunded { total_refunded: eur("5.00") }, None);
+    assert_eq!(fixture.deliver(&partial).await, LogOutcome::Applied);
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::PartiallyRefunded);
+    let opened = fixture.event("evt-dispute", &payment, EventKind::DisputeOpened, None);
+    assert_eq!(fixture.deliver(&opened).await, LogOutcome::Applied);
+
+    let won = fixture.event("evt-won", &payment, EventKind::DisputeWon, None);
+    assert_eq!(fixture.deliver(&won).await, LogOutcome::Applied);
+
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::PartiallyRefunded);
+    assert_eq!(fixture.payment(&payment).await.refunded(), eur("5.00"));
+    fixture.assert_ledger_consistent().await;
+}
