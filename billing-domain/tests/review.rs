@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use billing_domain::event::{EventKind, PaymentMatch, ProviderEvent};
+use billing_domain::invoice::InvoiceError;
 use billing_domain::ledger::OverdraftPolicy;
 use billing_domain::log::{Attention, LogOutcome};
 use billing_domain::memory::MemoryStore;
@@ -188,4 +189,26 @@ async fn won_dispute_keeps_partial_refund() {
     assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::PartiallyRefunded);
     assert_eq!(fixture.payment(&payment).await.refunded(), eur("5.00"));
     fixture.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn credits_beyond_ledger_range_are_rejected() {
+    let fixture = fixture().await;
+    let company_id = fixture.customer.company_id();
+    let new = |rows| NewInvoice { company_id, number: "BIG-1".into(), currency: Currency::EUR, rows };
+
+    let single = fixture.service.create_invoice(&fixture.staff, new(vec![row("1.00", Some(u64::MAX))])).await;
+    let half = u64::try_from(i64::MAX).unwrap() / 2 + 1;
+    let summed = fixture
+        .service
+        .create_invoice(&fixture.staff, new(vec![row("1.00", Some(half)), row("1.00", Some(half))]))
+        .await;
+    let largest = fixture
+        .service
+        .create_invoice(&fixture.staff, new(vec![row("1.00", Some(u64::try_from(i64::MAX).unwrap()))]))
+        .await;
+
+    assert!(matches!(single, Err(BillingError::Invoice(InvoiceError::CreditsTooLarge { .. }))), "{single:?}");
+    assert!(matches!(summed, Err(BillingError::Invoice(InvoiceError::CreditsTooLarge { .. }))), "{summed:?}");
+    assert!(largest.is_ok(), "{largest:?}");
 }
