@@ -11,10 +11,10 @@ use billing_domain::ledger::OverdraftPolicy;
 use billing_domain::log::{Attention, LogOutcome};
 use billing_domain::memory::MemoryStore;
 use billing_domain::payment::ManualMethod;
-use billing_domain::service::{NewInvoice, PaymentStart};
+use billing_domain::service::{ForcedOutcome, NewInvoice, PaymentStart};
 use billing_domain::testing::suite::{eur, user, Fixture};
 use billing_domain::testing::ScriptedProvider;
-use billing_domain::{BillingError, Currency, InvoiceRow, InvoiceStatus};
+use billing_domain::{BillingError, Currency, InvoiceRow, InvoiceStatus, ProviderError};
 use rust_decimal::Decimal;
 use time::Duration;
 
@@ -211,4 +211,43 @@ async fn credits_beyond_ledger_range_are_rejected() {
     assert!(matches!(single, Err(BillingError::Invoice(InvoiceError::CreditsTooLarge { .. }))), "{single:?}");
     assert!(matches!(summed, Err(BillingError::Invoice(InvoiceError::CreditsTooLarge { .. }))), "{summed:?}");
     assert!(largest.is_ok(), "{largest:?}");
+}
+
+#[tokio::test]
+async fn forced_success_keeps_overpayment_open() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 100).await;
+    fixture
+        .provider
+        .fail_next_start(ProviderError::Timeout { provider: fixture.provider_name(), during: "start".into() });
+    let start = fixture
+        .service
+        .start_public_payment(issued.token.expose(), &fixture.provider_name(), Default::default())
+        .await
+        .unwrap_err();
+    let BillingError::StartFailed { payment: unknown, .. } = start else {
+        panic!("expected StartFailed, got {start:?}")
+    };
+    fixture
+        .service
+        .record_manual_payment(&fixture.staff, issued.invoice.id, &fixture.provider_name(), ManualMethod::Cash, "r-1")
+        .await
+        .unwrap();
+
+    let report = fixture
+        .service
+        .force_outcome(&fixture.staff, unknown, ForcedOutcome::Succeeded, "provider dashboard shows the charge")
+        .await
+        .unwrap();
+
+    assert_eq!(report.outcome, LogOutcome::Applied);
+    let open = fixture.service.unresolved_log(&fixture.staff, 50).await.unwrap();
+    assert!(
+        open.iter().any(|entry| entry.payment_id == Some(unknown) && entry.reason.contains("overpayment")),
+        "the overpayment must stay open: {open:?}"
+    );
+    assert!(
+        !open.iter().any(|entry| entry.payment_id == Some(unknown) && entry.reason.contains("start failed")),
+        "the timeout is resolved by the forced outcome: {open:?}"
+    );
 }

@@ -166,6 +166,10 @@ impl BillingService {
             return Err(BillingError::InvalidInput { reason: "a forced outcome needs a reason".into() });
         }
         let payment = self.staff_payment(staff, payment_id).await?;
+        // The decision settles only the rows that were open before it, so an
+        // overpayment it reveals stays open for staff to refund.
+        let open_before = LogFilter { payment_id: Some(payment.id), open_only: true, ..LogFilter::default() };
+        let open_before = self.store.log_entries(&open_before).await?;
         let now = self.clock.now();
         let event = ProviderEvent {
             provider: payment.provider.clone(),
@@ -194,7 +198,9 @@ impl BillingService {
         let entry = draft.entry(self.new_log_id(), LogOutcome::Applied, note, false, now);
         tx.append_log(&entry).await?;
         if report.outcome == LogOutcome::Applied {
-            tx.resolve_log_for_payment(payment.id, entry.id).await?;
+            for earlier in &open_before {
+                tx.resolve_log_entry(earlier.id, entry.id).await?;
+            }
         }
         tx.commit().await?;
         tracing::info!(payment_id = %payment.id, staff = %staff.user_id, ?outcome, "staff forced a payment outcome");
