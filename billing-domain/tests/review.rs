@@ -14,7 +14,7 @@ use billing_domain::payment::ManualMethod;
 use billing_domain::service::{ForcedOutcome, NewInvoice, PaymentStart};
 use billing_domain::testing::suite::{eur, user, Fixture};
 use billing_domain::testing::ScriptedProvider;
-use billing_domain::{BillingError, Currency, InvoiceRow, InvoiceStatus, ProviderError};
+use billing_domain::{BillingError, Currency, InvoiceRow, InvoiceStatus, PaymentStatus, ProviderError};
 use rust_decimal::Decimal;
 use time::Duration;
 
@@ -250,4 +250,33 @@ async fn forced_success_keeps_overpayment_open() {
         !open.iter().any(|entry| entry.payment_id == Some(unknown) && entry.reason.contains("start failed")),
         "the timeout is resolved by the forced outcome: {open:?}"
     );
+}
+
+#[tokio::test]
+async fn void_refused_after_start_timeout() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 100).await;
+    fixture
+        .provider
+        .fail_next_start(ProviderError::Timeout { provider: fixture.provider_name(), during: "start".into() });
+    let start = fixture
+        .service
+        .start_public_payment(issued.token.expose(), &fixture.provider_name(), Default::default())
+        .await
+        .unwrap_err();
+    let BillingError::StartFailed { payment, .. } = start else { panic!("expected StartFailed, got {start:?}") };
+    let stored = fixture.service.store().payment(payment).await.unwrap().unwrap();
+    assert_eq!(stored.status(), PaymentStatus::Unknown);
+
+    let error = fixture.service.void_invoice(&fixture.staff, issued.invoice.id).await.unwrap_err();
+
+    assert_eq!(error, BillingError::PaymentInProgress { invoice: issued.invoice.id, payment });
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
+    fixture
+        .service
+        .force_outcome(&fixture.staff, payment, ForcedOutcome::Failed, "no charge at the provider")
+        .await
+        .unwrap();
+    fixture.service.void_invoice(&fixture.staff, issued.invoice.id).await.unwrap();
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Void);
 }

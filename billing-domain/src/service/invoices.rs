@@ -6,6 +6,7 @@ use crate::invoice::{InternalNote, Invoice, InvoiceRow, Receipt};
 use crate::ledger::OverdraftPolicy;
 use crate::log::{LogOutcome, LogSource};
 use crate::money::Currency;
+use crate::payment::{Payment, PaymentStatus};
 use crate::token::{PublicToken, TOKEN_BYTES};
 
 use super::{BillingError, BillingService, LogDraft, StaffContext};
@@ -234,12 +235,8 @@ impl BillingService {
         staff: &StaffContext,
         invoice_id: InvoiceId,
     ) -> Result<crate::invoice::Invoice, BillingError> {
-        let in_flight = self
-            .store
-            .payments_for_invoice(invoice_id)
-            .await?
-            .into_iter()
-            .find(|payment| payment.status().is_in_flight() && payment.reference.is_some());
+        let in_flight =
+            self.store.payments_for_invoice(invoice_id).await?.into_iter().find(|payment| may_still_succeed(payment));
         if let Some(payment) = in_flight {
             return Err(BillingError::PaymentInProgress { invoice: invoice_id, payment: payment.id });
         }
@@ -364,6 +361,13 @@ impl BillingService {
         }
         Ok(())
     }
+}
+
+/// Whether an attempt blocks voiding: one the provider accepted, or one whose
+/// start timed out, because only a fetch or a forced outcome settles `Unknown`.
+fn may_still_succeed(payment: &Payment) -> bool {
+    let status = payment.status();
+    status == PaymentStatus::Unknown || (status.is_in_flight() && payment.reference.is_some())
 }
 
 fn require_text(what: &str, value: &str) -> Result<(), BillingError> {
