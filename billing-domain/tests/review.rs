@@ -280,3 +280,17 @@ async fn void_refused_after_start_timeout() {
     fixture.service.void_invoice(&fixture.staff, issued.invoice.id).await.unwrap();
     assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Void);
 }
+
+#[tokio::test]
+async fn void_of_another_tenants_invoice_is_not_found() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 0).await;
+    fixture.start(&issued).await;
+    let (_, other_staff) =
+        fixture.service.create_tenant("Other workspace", user(9), "Olga", OverdraftPolicy::default()).await.unwrap();
+
+    let error = fixture.service.void_invoice(&other_staff, issued.invoice.id).await.unwrap_err();
+
+    assert!(matches!(error, BillingError::NotFound { what: "invoice", .. }), "{error:?}");
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
+}

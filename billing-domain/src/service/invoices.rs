@@ -229,14 +229,15 @@ impl BillingService {
     /// # Errors
     ///
     /// [`BillingError::Invoice`] once the invoice has been paid;
-    /// [`BillingError::PaymentInProgress`] while an attempt may still succeed.
+    /// [`BillingError::PaymentInProgress`] while an attempt may still succeed;
+    /// [`BillingError::NotFound`] for an invoice of another tenant.
     pub async fn void_invoice(
         &self,
         staff: &StaffContext,
         invoice_id: InvoiceId,
     ) -> Result<crate::invoice::Invoice, BillingError> {
-        let in_flight =
-            self.store.payments_for_invoice(invoice_id).await?.into_iter().find(|payment| may_still_succeed(payment));
+        self.staff_invoice_record(staff, invoice_id).await?;
+        let in_flight = self.store.payments_for_invoice(invoice_id).await?.into_iter().find(may_still_succeed);
         if let Some(payment) = in_flight {
             return Err(BillingError::PaymentInProgress { invoice: invoice_id, payment: payment.id });
         }
