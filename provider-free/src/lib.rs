@@ -69,6 +69,9 @@ impl PaymentProvider for FreeProvider {
     }
 
     async fn fetch_payment(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
+        if payment.channel != Channel::Free {
+            return Err(ProviderError::Unsupported { provider: self.name(), operation: Operation::Fetch });
+        }
         restate_completion(&self.name(), payment)
     }
 }
@@ -105,6 +108,9 @@ impl PaymentProvider for ManualProvider {
     }
 
     async fn fetch_payment(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
+        if !matches!(payment.channel, Channel::Manual { .. }) {
+            return Err(ProviderError::Unsupported { provider: self.name(), operation: Operation::Fetch });
+        }
         restate_completion(&self.name(), payment)
     }
 }
@@ -133,7 +139,9 @@ fn completion(
 
 /// A free or manual payment that exists was completed when it was recorded;
 /// fetching restates that completion under the same event id, which the
-/// inbox recognises as a duplicate.
+/// inbox recognises as a duplicate. Callers first check that the payment is
+/// of the provider's own channel: `start_payment` refused any other, so there
+/// is no completion to restate.
 fn restate_completion(name: &ProviderName, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
     let Some(reference) = &payment.reference else {
         return Err(ProviderError::MissingReference { payment: payment.id });

@@ -244,3 +244,23 @@ async fn manual_completion_event_id_derives_from_reference() {
     assert_eq!(events[0].event_id.as_str(), format!("completed:cash:{}:till-9", cash.invoice_id));
     assert_eq!(events[0].amount, Some(cash.amount));
 }
+
+#[tokio::test]
+async fn fetch_never_restates_a_refused_start() {
+    let setup = setup().await;
+    let issued = issue(&setup, "10.00", 5).await;
+    let error = setup
+        .service
+        .record_manual_payment(&setup.staff, issued.invoice.id, &name(FREE), ManualMethod::Cash, "till-3")
+        .await
+        .unwrap_err();
+    let BillingError::StartFailed { payment, .. } = error else { panic!("expected StartFailed, got {error:?}") };
+
+    let report = setup.service.reconcile_payment(&setup.staff, payment).await.unwrap();
+
+    assert_eq!(report.payment.status(), PaymentStatus::Failed);
+    assert!(report.fetch_error.is_some(), "{report:?}");
+    let view = setup.service.staff_invoice(&setup.staff, issued.invoice.id).await.unwrap();
+    assert_eq!(view.invoice.status, InvoiceStatus::Open);
+    assert_eq!(setup.service.balance(setup.staff.tenant_id()).await.unwrap().balance, 0);
+}
