@@ -11,10 +11,13 @@ use billing_domain::ledger::OverdraftPolicy;
 use billing_domain::log::{Attention, LogOutcome};
 use billing_domain::memory::MemoryStore;
 use billing_domain::payment::ManualMethod;
+use billing_domain::provider::MockPaymentProvider;
 use billing_domain::service::{ForcedOutcome, NewInvoice, PaymentStart};
 use billing_domain::testing::suite::{eur, user, Fixture};
 use billing_domain::testing::ScriptedProvider;
-use billing_domain::{BillingError, Currency, InvoiceRow, InvoiceStatus, PaymentStatus, ProviderError};
+use billing_domain::{
+    BillingError, Currency, InvoiceRow, InvoiceStatus, PaymentStatus, ProviderError, ProviderName, WebhookRequest,
+};
 use rust_decimal::Decimal;
 use time::Duration;
 
@@ -293,4 +296,23 @@ async fn void_of_another_tenants_invoice_is_not_found() {
 
     assert!(matches!(error, BillingError::NotFound { what: "invoice", .. }), "{error:?}");
     assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
+}
+
+#[tokio::test]
+async fn webhook_event_for_another_provider_is_rejected() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 100).await;
+    let payment = fixture.start(&issued).await;
+    let claimed = fixture.event("evt-borrowed", &payment, EventKind::Succeeded, Some(eur("20.00")));
+    let mut other = MockPaymentProvider::new();
+    other.expect_name().returning(|| ProviderName::new("other").unwrap());
+    other.expect_verify_webhook().returning(move |_, _| Ok(vec![claimed.clone()]));
+    let service = fixture.service.clone().with_provider(Arc::new(other));
+
+    let error =
+        service.handle_webhook(&ProviderName::new("other").unwrap(), &WebhookRequest::default()).await.unwrap_err();
+
+    assert!(matches!(error, BillingError::Provider(ProviderError::InvalidWebhook { .. })), "{error:?}");
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
+    assert_eq!(fixture.balance().await, 0);
 }

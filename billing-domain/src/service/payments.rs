@@ -12,7 +12,7 @@ use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference};
 use crate::invoice::{Invoice, InvoiceStatus};
 use crate::log::{LogOutcome, LogSource};
 use crate::payment::{Channel, ManualMethod, Payment, PaymentStatus};
-use crate::provider::{StartOutcome, StartRequest, WebhookRequest};
+use crate::provider::{ProviderError, StartOutcome, StartRequest, WebhookRequest};
 use crate::store::PaymentInsert;
 use crate::token::PublicToken;
 
@@ -135,7 +135,8 @@ impl BillingService {
     ) -> Result<Vec<EventReport>, BillingError> {
         let provider = self.provider(provider_name)?;
         let now = self.clock.now();
-        let events = match provider.verify_webhook(request, now).await {
+        let verified = provider.verify_webhook(request, now).await;
+        let events = match verified.and_then(|events| only_from(provider_name, events)) {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(provider = %provider_name, %error, "webhook rejected");
@@ -454,6 +455,17 @@ fn planned_reference(invoice: &Invoice, channel: &Channel) -> Result<Option<Prov
         Channel::Free => Ok(Some(ProviderReference::new(format!("free:{}", invoice.id))?)),
         Channel::HostedPage | Channel::Terminal { .. } => Ok(None),
     }
+}
+
+/// Rejects verified events that name another provider: only the provider
+/// that checked the signature vouches for them, so they must carry its name.
+fn only_from(provider: &ProviderName, events: Vec<ProviderEvent>) -> Result<Vec<ProviderEvent>, ProviderError> {
+    if let Some(foreign) = events.iter().find(|event| &event.provider != provider) {
+        return Err(ProviderError::InvalidWebhook {
+            reason: format!("event {} names provider {}, not {provider}", foreign.event_id, foreign.provider),
+        });
+    }
+    Ok(events)
 }
 
 fn check_channel(invoice: &Invoice, channel: &Channel, total: crate::money::Money) -> Result<(), BillingError> {
