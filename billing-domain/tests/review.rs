@@ -5,21 +5,25 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use billing_domain::event::{EventKind, PaymentMatch, ProviderEvent};
 use billing_domain::invoice::InvoiceError;
 use billing_domain::ledger::OverdraftPolicy;
 use billing_domain::log::{Attention, LogOutcome};
 use billing_domain::memory::MemoryStore;
 use billing_domain::payment::ManualMethod;
-use billing_domain::provider::MockPaymentProvider;
+use billing_domain::provider::{MockPaymentProvider, Operation, StartOutcome, StartRequest};
 use billing_domain::service::{ForcedOutcome, NewInvoice, PaymentStart};
 use billing_domain::testing::suite::{eur, user, Fixture};
 use billing_domain::testing::ScriptedProvider;
 use billing_domain::{
-    BillingError, Currency, InvoiceRow, InvoiceStatus, PaymentStatus, ProviderError, ProviderName, WebhookRequest,
+    BillingError, Currency, InvoiceRow, InvoiceStatus, Payment, PaymentProvider, PaymentStatus, ProviderError,
+    ProviderName, ProviderReference, WebhookRequest,
 };
 use rust_decimal::Decimal;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
 
 async fn fixture() -> Fixture {
     Fixture::new(Arc::new(MemoryStore::new())).await
@@ -315,4 +319,60 @@ async fn webhook_event_for_another_provider_is_rejected() {
     assert!(matches!(error, BillingError::Provider(ProviderError::InvalidWebhook { .. })), "{error:?}");
     assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
     assert_eq!(fixture.balance().await, 0);
+}
+
+/// A hosted-page provider whose start call waits until the test releases it,
+/// so the test can act while the call is in progress.
+#[derive(Debug, Default)]
+struct GatedProvider {
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl PaymentProvider for GatedProvider {
+    fn name(&self) -> ProviderName {
+        ProviderName::new("gated").unwrap()
+    }
+
+    async fn start_payment(&self, request: &StartRequest) -> Result<StartOutcome, ProviderError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        let reference = ProviderReference::new(format!("gated-{}", request.payment_id)).unwrap();
+        Ok(StartOutcome::Redirect { url: format!("https://pay.invalid/{reference}"), reference })
+    }
+
+    async fn verify_webhook(
+        &self,
+        _request: &WebhookRequest,
+        _now: OffsetDateTime,
+    ) -> Result<Vec<ProviderEvent>, ProviderError> {
+        Err(ProviderError::Unsupported { provider: self.name(), operation: Operation::Webhook })
+    }
+
+    async fn fetch_payment(&self, _payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
+        Err(ProviderError::Unsupported { provider: self.name(), operation: Operation::Fetch })
+    }
+}
+
+#[tokio::test]
+async fn void_refused_while_start_call_runs() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 100).await;
+    let gated = Arc::new(GatedProvider::default());
+    let service = fixture.service.clone().with_provider(gated.clone());
+    let token = issued.token.expose().to_owned();
+    let starter = service.clone();
+    let start = tokio::spawn(async move {
+        starter.start_public_payment(&token, &ProviderName::new("gated").unwrap(), Default::default()).await
+    });
+    gated.entered.notified().await;
+
+    let voided = service.void_invoice(&fixture.staff, issued.invoice.id).await;
+    gated.release.notify_one();
+    let started = start.await.unwrap();
+
+    assert!(matches!(voided, Err(BillingError::PaymentInProgress { .. })), "{voided:?}");
+    assert!(matches!(started, Ok(PaymentStart::Redirect { .. })), "{started:?}");
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
 }
