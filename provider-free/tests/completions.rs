@@ -13,7 +13,7 @@ use billing_domain::service::{IssuedInvoice, NewInvoice, PaymentOptions, Payment
 use billing_domain::testing::{ManualClock, SeededRandom};
 use billing_domain::{
     BillingError, BillingService, Channel, Currency, InvoiceRow, InvoiceStatus, ManualMethod, Money, PaymentProvider,
-    PaymentStatus, ProviderError, ProviderName, StaffContext, StartRequest, UserId, WebhookRequest,
+    PaymentStatus, ProviderError, ProviderName, ProviderReference, StaffContext, StartRequest, UserId, WebhookRequest,
 };
 use provider_free::{FreeProvider, ManualProvider, FREE, MANUAL};
 use rust_decimal::Decimal;
@@ -241,7 +241,7 @@ async fn manual_completion_event_id_derives_from_reference() {
 
     let billing_domain::StartOutcome::Completed { reference, events } = outcome else { panic!("expected completion") };
     assert_eq!(reference.as_str(), format!("cash:{}:till-9", cash.invoice_id));
-    assert_eq!(events[0].event_id.as_str(), format!("completed:cash:{}:till-9", cash.invoice_id));
+    assert_eq!(events[0].event_id.as_str(), format!("cash:{}:till-9", cash.invoice_id));
     assert_eq!(events[0].amount, Some(cash.amount));
 }
 
@@ -263,4 +263,22 @@ async fn fetch_never_restates_a_refused_start() {
     let view = setup.service.staff_invoice(&setup.staff, issued.invoice.id).await.unwrap();
     assert_eq!(view.invoice.status, InvoiceStatus::Open);
     assert_eq!(setup.service.balance(setup.staff.tenant_id()).await.unwrap().balance, 0);
+}
+
+#[tokio::test]
+async fn longest_receipt_still_completes() {
+    let setup = setup().await;
+    let issued = issue(&setup, "10.00", 5).await;
+    let prefix = format!("cash:{}:", issued.invoice.id);
+    let receipt = "r".repeat(ProviderReference::MAX_LEN - prefix.len());
+
+    let start = setup
+        .service
+        .record_manual_payment(&setup.staff, issued.invoice.id, &name(MANUAL), ManualMethod::Cash, &receipt)
+        .await
+        .unwrap();
+
+    let PaymentStart::Completed { payment, .. } = start else { panic!("expected completion, got {start:?}") };
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    assert_eq!(setup.service.balance(setup.staff.tenant_id()).await.unwrap().balance, 5);
 }
