@@ -9,17 +9,18 @@ use async_trait::async_trait;
 
 use billing_domain::event::{EventKind, PaymentMatch, ProviderEvent};
 use billing_domain::invoice::InvoiceError;
-use billing_domain::ledger::OverdraftPolicy;
+use billing_domain::ledger::{ConsumptionRequest, HoldRequest, LedgerError, OverdraftPolicy};
 use billing_domain::log::{Attention, LogOutcome};
 use billing_domain::memory::MemoryStore;
 use billing_domain::payment::ManualMethod;
 use billing_domain::provider::{MockPaymentProvider, Operation, StartOutcome, StartRequest};
 use billing_domain::service::{ForcedOutcome, NewInvoice, PaymentStart};
+use billing_domain::store::{LogFilter, StoreError};
 use billing_domain::testing::suite::{eur, user, Fixture};
 use billing_domain::testing::ScriptedProvider;
 use billing_domain::{
-    BillingError, Currency, InvoiceRow, InvoiceStatus, Payment, PaymentProvider, PaymentStatus, ProviderError,
-    ProviderName, ProviderReference, WebhookRequest,
+    BillingError, Currency, IdempotencyKey, InvoiceRow, InvoiceStatus, Payment, PaymentProvider, PaymentStatus,
+    ProviderError, ProviderName, ProviderReference, WebhookRequest,
 };
 use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
@@ -375,4 +376,130 @@ async fn void_refused_while_start_call_runs() {
     assert!(matches!(voided, Err(BillingError::PaymentInProgress { .. })), "{voided:?}");
     assert!(matches!(started, Ok(PaymentStart::Redirect { .. })), "{started:?}");
     assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
+}
+
+#[tokio::test]
+async fn staff_of_another_tenant_reach_nothing() {
+    let fixture = fixture().await;
+    let issued = fixture.issued("20.00", 100).await;
+    let payment = fixture.start(&issued).await;
+    fixture.service.adjust_credits(&fixture.staff, 50, "seed for a hold").await.unwrap();
+    let hold = HoldRequest {
+        tenant_id: fixture.tenant,
+        module: "render".into(),
+        amount: 5,
+        idempotency_key: IdempotencyKey::new("hold-1").unwrap(),
+        expires_at: fixture.service.now() + Duration::hours(1),
+    };
+    let hold = fixture.service.place_hold(&hold).await.unwrap();
+    let (other, other_staff) =
+        fixture.service.create_tenant("Other workspace", user(9), "Olga", OverdraftPolicy::default()).await.unwrap();
+    let service = &fixture.service;
+    let invoice = issued.invoice.id;
+    let provider = fixture.provider_name();
+    let invoice_missing = |result: Result<(), BillingError>| {
+        assert!(matches!(result, Err(BillingError::NotFound { what: "invoice", .. })), "{result:?}");
+    };
+
+    invoice_missing(service.start_terminal_payment(&other_staff, invoice, &provider, "tmr_1").await.map(drop));
+    invoice_missing(
+        service.record_manual_payment(&other_staff, invoice, &provider, ManualMethod::Cash, "r-1").await.map(drop),
+    );
+    invoice_missing(service.mint_public_link(&other_staff, invoice).await.map(drop));
+    invoice_missing(service.add_internal_note(&other_staff, invoice, "note").await.map(drop));
+    invoice_missing(service.attach_receipt(&other_staff, invoice, "Receipt", "https://r.invalid/1").await.map(drop));
+    invoice_missing(service.staff_invoice(&other_staff, invoice).await.map(drop));
+    invoice_missing(service.invoice_log(&other_staff, invoice).await.map(drop));
+    let reconcile = service.reconcile_payment(&other_staff, payment.id).await;
+    let forced = service.force_outcome(&other_staff, payment.id, ForcedOutcome::Succeeded, "no").await;
+    let captured = service.capture_hold(other.id, hold.id, 1).await;
+    let released = service.release_hold(other.id, hold.id).await;
+
+    assert!(matches!(reconcile, Err(BillingError::NotFound { what: "payment", .. })), "{reconcile:?}");
+    assert!(matches!(forced, Err(BillingError::NotFound { what: "payment", .. })), "{forced:?}");
+    assert!(matches!(captured, Err(BillingError::Ledger(LedgerError::HoldNotFound { .. }))), "{captured:?}");
+    assert!(matches!(released, Err(BillingError::Ledger(LedgerError::HoldNotFound { .. }))), "{released:?}");
+    assert!(service.stale_payments(&other_staff, Duration::ZERO, 10).await.unwrap().is_empty());
+    assert_eq!(fixture.payment(&payment).await.status(), PaymentStatus::Pending);
+    assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Open);
+}
+
+#[tokio::test]
+async fn failed_grant_rolls_back_whole_event() {
+    let fixture = fixture().await;
+    let most = i64::MAX.unsigned_abs();
+    fixture.paid("20.00", most).await;
+    let second = fixture.issued("30.00", most).await;
+    let payment = fixture.start(&second).await;
+    let log_before = fixture.service.store().log_entries(&LogFilter::default()).await.unwrap().len();
+    let event = fixture.event("evt-overflow", &payment, EventKind::Succeeded, Some(eur("30.00")));
+
+    let error = fixture.service.apply_event(&event).await.unwrap_err();
+
+    assert!(matches!(error, BillingError::Store(StoreError::Constraint { .. })), "{error:?}");
+    assert_eq!(fixture.payment(&payment).await.status(), PaymentStatus::Pending);
+    assert_eq!(fixture.invoice_status(&second).await, InvoiceStatus::Open);
+    assert!(fixture.service.store().inbox_entry(&event.key()).await.unwrap().is_none());
+    assert_eq!(fixture.service.store().log_entries(&LogFilter::default()).await.unwrap().len(), log_before);
+    assert_eq!(fixture.grants().await, 1);
+    fixture.assert_ledger_consistent().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mixed_concurrent_use_neither_deadlocks_nor_drifts() {
+    let fixture = Arc::new(fixture().await);
+    fixture.service.adjust_credits(&fixture.staff, 1000, "seed for the run").await.unwrap();
+
+    let mut tasks = Vec::new();
+    for worker in 0..4u64 {
+        let fixture = fixture.clone();
+        tasks.push(tokio::spawn(async move { run_worker(&fixture, worker).await }));
+    }
+    let all = async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), all).await.expect("workers deadlocked");
+
+    // 1000 seeded, 4 × 5 invoices of 10 credits, 7 distinct consumption keys
+    // of 3 credits, and one credit captured from each of the 20 holds.
+    assert_eq!(fixture.grants().await, 20);
+    assert_eq!(fixture.balance().await, 1000 + 200 - 21 - 20);
+    assert_eq!(fixture.service.balance(fixture.tenant).await.unwrap().held, 0);
+    fixture.assert_ledger_consistent().await;
+}
+
+/// One worker's share of the concurrent run: pay, replay, consume, hold and reconcile.
+async fn run_worker(fixture: &Fixture, worker: u64) {
+    let service = &fixture.service;
+    for job in 0..5u64 {
+        let issued = fixture.issued("20.00", 10).await;
+        let payment = fixture.start(&issued).await;
+        service.public_entry(issued.token.expose()).await.unwrap();
+        let paid = fixture.event(&format!("evt-{worker}-{job}"), &payment, EventKind::Succeeded, Some(eur("20.00")));
+        assert_eq!(fixture.deliver(&paid).await, LogOutcome::Applied);
+        assert_eq!(fixture.deliver(&paid).await, LogOutcome::Duplicate);
+
+        let consume = ConsumptionRequest {
+            tenant_id: fixture.tenant,
+            module: "render".into(),
+            amount: 3,
+            idempotency_key: IdempotencyKey::new(format!("job-{}", (worker + job) % 7)).unwrap(),
+        };
+        service.consume_credits(&consume).await.unwrap();
+        let hold = HoldRequest {
+            tenant_id: fixture.tenant,
+            module: "train".into(),
+            amount: 2,
+            idempotency_key: IdempotencyKey::new(format!("hold-{worker}-{job}")).unwrap(),
+            expires_at: service.now() + Duration::hours(1),
+        };
+        let hold = service.place_hold(&hold).await.unwrap();
+        service.capture_hold(fixture.tenant, hold.id, 1).await.unwrap();
+        assert!(service.release_hold(fixture.tenant, hold.id).await.is_err());
+        service.expire_holds(fixture.tenant).await.unwrap();
+        service.unresolved_log(&fixture.staff, 10).await.unwrap();
+        service.staff_invoice(&fixture.staff, issued.invoice.id).await.unwrap();
+    }
 }
