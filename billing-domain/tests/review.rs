@@ -470,7 +470,7 @@ async fn mixed_concurrent_use_neither_deadlocks_nor_drifts() {
     fixture.assert_ledger_consistent().await;
 }
 
-/// One worker's share of the concurrent run: pay, replay, consume, hold and reconcile.
+/// Runs one worker's share of the concurrent run: pay, replay, consume, hold, capture and read.
 async fn run_worker(fixture: &Fixture, worker: u64) {
     let service = &fixture.service;
     for job in 0..5u64 {
