@@ -3,15 +3,16 @@
 //!
 //! Each event is applied in one store transaction: the inbox claim, the
 //! payment and invoice changes, the ledger entries and the log rows commit
-//! together or not at all (rule 2).
+//! together or not at all.
 
 use serde::Serialize;
 
 use crate::apply::{decide, Decision, InvoiceCredits};
 use crate::event::{EventKey, EventKind, ProviderEvent};
 use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, UserId};
-use crate::ledger::LedgerEntry;
+use crate::ledger::{AccountSnapshot, LedgerEntry, OverdraftPolicy};
 use crate::log::{InboxClaim, InboxState, LogOutcome, LogSource};
+use crate::payment::Payment;
 use crate::store::StoreTx;
 
 use super::{BillingError, BillingService, LogDraft};
@@ -24,13 +25,9 @@ pub struct EventReport {
     pub payment_id: Option<PaymentId>,
     pub invoice_id: Option<InvoiceId>,
     pub reason: String,
-}
-
-impl EventReport {
-    /// Whether staff must look at it.
-    pub fn needs_attention(&self) -> bool {
-        matches!(self.outcome, LogOutcome::Rejected | LogOutcome::Unmatched | LogOutcome::Parked | LogOutcome::Failed)
-    }
+    /// Set when the log row waits for staff: the event did not apply, or it
+    /// applied but left work for a person (an overpayment to refund).
+    pub needs_attention: bool,
 }
 
 /// Who is applying an event.
@@ -82,7 +79,7 @@ impl BillingService {
             let reason = "event already processed".to_owned();
             tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Duplicate, reason.clone(), false, now)).await?;
             tx.commit().await?;
-            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason));
+            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason, false));
         }
 
         if let EventKind::Ignored { provider_type } = &event.kind {
@@ -94,9 +91,15 @@ impl BillingService {
             Ok(located) => located,
             Err((outcome, reason)) => return self.finish(tx, &key, &draft, outcome, reason, true).await,
         };
-        let (payment_id, invoice_id) = located;
+        let (payment_id, invoice_id) = (located.id, located.invoice_id);
         draft.payment_id = Some(payment_id);
         draft.invoice_id = Some(invoice_id);
+        if let Err(reason) = check_claims(event, &located) {
+            // The row names a payment on record, so it goes to that payment's
+            // tenant: its staff must see it and no other tenant may.
+            draft.tenant_id = Some(located.tenant_id);
+            return self.finish(tx, &key, &draft, LogOutcome::Rejected, reason, true).await;
+        }
 
         // Lock order: invoice, payment, account.
         let Some(invoice) = tx.load_invoice(invoice_id).await? else {
@@ -106,15 +109,17 @@ impl BillingService {
             return Err(BillingError::not_found("payment", payment_id));
         };
         draft.tenant_id = Some(payment.tenant_id);
-        let account = tx.load_account(payment.tenant_id).await?;
-        let credits = if touches_credits(&event.kind) {
-            tx.invoice_credits(invoice_id).await?
+        // Only events that can move credits lock the account, so status-only
+        // events of one tenant do not queue behind each other.
+        let (account, credits) = if touches_credits(&event.kind) {
+            (tx.load_account(payment.tenant_id).await?, tx.invoice_credits(invoice_id).await?)
         } else {
-            InvoiceCredits::default()
+            (AccountSnapshot::empty(payment.tenant_id, OverdraftPolicy::default()), InvoiceCredits::default())
         };
 
         let mut next_payment = payment.clone();
         let mut next_invoice = invoice.clone();
+        let learned_reference = self.learn_reference(tx.as_mut(), event, &mut next_payment).await?;
         match decide(event, &mut next_payment, &mut next_invoice, &account, credits, now) {
             Decision::Apply { summary, entries, attention } => {
                 if next_payment != payment {
@@ -143,7 +148,12 @@ impl BillingService {
                 };
                 self.finish(tx, &key, &draft, LogOutcome::Applied, reason, open).await
             }
-            Decision::NoChange { reason } => self.finish(tx, &key, &draft, LogOutcome::Ignored, reason, false).await,
+            Decision::NoChange { reason } => {
+                if learned_reference {
+                    tx.save_payment(&next_payment).await?;
+                }
+                self.finish(tx, &key, &draft, LogOutcome::Ignored, reason, false).await
+            }
             Decision::Park { reason } => self.finish(tx, &key, &draft, LogOutcome::Parked, reason, true).await,
             Decision::Reject { reason } => self.finish(tx, &key, &draft, LogOutcome::Rejected, reason, true).await,
         }
@@ -172,7 +182,29 @@ impl BillingService {
         tx.append_log(&entry).await?;
         tx.resolve_log_for_event(key, entry.id).await?;
         tx.commit().await?;
-        Ok(report(key, outcome, draft, reason))
+        Ok(report(key, outcome, draft, reason, open))
+    }
+
+    /// Records the provider's reference on a payment that has none yet (its
+    /// start call timed out before the provider answered), so later fetches
+    /// and events can find it. Returns whether the payment changed.
+    async fn learn_reference(
+        &self,
+        tx: &mut dyn StoreTx,
+        event: &ProviderEvent,
+        payment: &mut Payment,
+    ) -> Result<bool, BillingError> {
+        let Some(reference) = &event.matches.reference else {
+            return Ok(false);
+        };
+        if payment.reference.is_some() || event.matches.payment_id != Some(payment.id) {
+            return Ok(false);
+        }
+        if tx.find_payment_id(&event.provider, reference).await?.is_some() {
+            return Ok(false);
+        }
+        payment.reference = Some(reference.clone());
+        Ok(true)
     }
 
     /// Finds the payment an event is about: by the payment id in its metadata,
@@ -181,24 +213,13 @@ impl BillingService {
         &self,
         tx: &mut dyn StoreTx,
         event: &ProviderEvent,
-    ) -> Result<Result<(PaymentId, InvoiceId), (LogOutcome, String)>, BillingError> {
+    ) -> Result<Result<Payment, (LogOutcome, String)>, BillingError> {
         let matches = &event.matches;
         if let Some(payment_id) = matches.payment_id {
             let Some(payment) = tx.peek_payment(payment_id).await? else {
                 return Ok(Err((LogOutcome::Unmatched, format!("no payment {payment_id} on record"))));
             };
-            if payment.provider != event.provider {
-                return Ok(Err((
-                    LogOutcome::Rejected,
-                    format!("payment {payment_id} belongs to provider {}", payment.provider),
-                )));
-            }
-            let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
-            let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
-            if tenant_differs || invoice_differs {
-                return Ok(Err((LogOutcome::Rejected, format!("metadata ids disagree with payment {payment_id}"))));
-            }
-            return Ok(Ok((payment.id, payment.invoice_id)));
+            return Ok(Ok(payment));
         }
         let Some(reference) = &matches.reference else {
             return Ok(Err((
@@ -210,16 +231,39 @@ impl BillingService {
             return Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}"))));
         };
         match tx.peek_payment(payment_id).await? {
-            Some(payment) => Ok(Ok((payment.id, payment.invoice_id))),
+            Some(payment) => Ok(Ok(payment)),
             None => Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}")))),
         }
     }
+}
+
+/// Checks the event's claims against the payment it matched: the provider must
+/// be the payment's, and tenant or invoice ids in the metadata must not name
+/// another one, because metadata ids win over the reference.
+fn check_claims(event: &ProviderEvent, payment: &Payment) -> Result<(), String> {
+    if payment.provider != event.provider {
+        return Err(format!("payment {} belongs to provider {}", payment.id, payment.provider));
+    }
+    let matches = &event.matches;
+    let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
+    let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
+    if tenant_differs || invoice_differs {
+        return Err(format!("metadata ids disagree with payment {}", payment.id));
+    }
+    Ok(())
 }
 
 fn touches_credits(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Succeeded | EventKind::Refunded { .. } | EventKind::DisputeLost)
 }
 
-fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String) -> EventReport {
-    EventReport { event: key.clone(), outcome, payment_id: draft.payment_id, invoice_id: draft.invoice_id, reason }
+fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String, needs_attention: bool) -> EventReport {
+    EventReport {
+        event: key.clone(),
+        outcome,
+        payment_id: draft.payment_id,
+        invoice_id: draft.invoice_id,
+        reason,
+        needs_attention,
+    }
 }

@@ -1,8 +1,16 @@
-//! Deterministic clock and random source for tests, examples and benchmarks.
+//! Test support: a deterministic clock and random source, a scripted
+//! provider, and (with the `suite` feature) the behaviour suite every store
+//! must pass.
 //!
 //! Production code supplies its own system clock and operating-system random
-//! source; these two make runs repeatable. [`SeededRandom`] is **not** fit for
+//! source; these make runs repeatable. [`SeededRandom`] is **not** fit for
 //! public link tokens in production: its output is predictable from the seed.
+
+mod scripted;
+#[cfg(feature = "suite")]
+pub mod suite;
+
+pub use scripted::{ScriptedProvider, SIGNATURE_HEADER};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
