@@ -53,7 +53,7 @@ impl StripeProvider {
             .cancel_url(self.config.cancel_url());
         if let Some(expiry) = self.config.checkout_expiry() {
             let expiry_secs = i64::try_from(expiry.as_secs()).unwrap_or(i64::MAX);
-            create = create.expires_at(self.now().unix_timestamp().saturating_add(expiry_secs));
+            create = create.expires_at(request.requested_at.unix_timestamp().saturating_add(expiry_secs));
         }
         if let Some(locale) = request.locale.as_deref().and_then(known_locale) {
             create = create.locale(locale);

@@ -38,8 +38,8 @@ impl fmt::Debug for StripeProvider {
 }
 
 impl StripeProvider {
-    /// Builds the adapter. `clock` dates events built from fetches and the
-    /// Checkout expiry.
+    /// Builds the adapter. `clock` dates the events built from fetches, which
+    /// report a state observed now rather than a moment Stripe names.
     ///
     /// # Errors
     ///

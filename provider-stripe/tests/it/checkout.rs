@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rust_decimal_macros::dec;
+use time::OffsetDateTime;
 
 use billing_domain::provider::Operation;
 use billing_domain::service::PaymentOptions;
@@ -105,13 +106,14 @@ async fn checkout_uses_configured_product_expiry_and_locale() {
     let provider = provider(config);
     let mut request = start_request(money(dec!(25), "EUR"), Channel::HostedPage);
     request.locale = Some("et".into());
+    request.requested_at = OffsetDateTime::from_unix_timestamp(START + 60).unwrap();
 
     provider.start_payment(&request).await.unwrap();
 
     let sent = &fake.requests()[0];
     assert_eq!(sent.form_value("line_items[0][price_data][product]"), Some("prod_translation"));
     assert_eq!(sent.form_value("line_items[0][price_data][product_data][name]"), None);
-    let expires_at = (START + 3600).to_string();
+    let expires_at = (START + 60 + 3600).to_string();
     assert_eq!(sent.form_value("expires_at"), Some(expires_at.as_str()));
     assert_eq!(sent.form_value("locale"), Some("et"));
 }

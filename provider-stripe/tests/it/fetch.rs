@@ -185,7 +185,7 @@ async fn return_confirms_payment_once_and_webhook_is_already_applied() {
     assert_eq!(status, expected);
     assert_eq!(again, expected);
     assert_eq!(reports.len(), 1);
-    assert!(!reports[0].needs_attention(), "{reports:?}");
+    assert!(!reports[0].needs_attention, "{reports:?}");
     assert_eq!(world.service.balance(world.tenant).await.unwrap().balance, 100);
 }
 

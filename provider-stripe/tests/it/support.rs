@@ -68,6 +68,7 @@ pub fn start_request(amount: Money, channel: Channel) -> StartRequest {
         channel,
         customer_ip: Some("203.0.113.9".into()),
         locale: None,
+        requested_at: start_time(),
     }
 }
 

@@ -69,7 +69,7 @@ async fn presented_card_pays_the_invoice_through_the_webhook() {
 
     let reports = world.deliver("evt_test_reader_ok", "terminal.reader.action_succeeded", reader).await.unwrap();
 
-    assert!(!reports[0].needs_attention(), "{reports:?}");
+    assert!(!reports[0].needs_attention, "{reports:?}");
     let invoice = world.service.store().invoice(issued.invoice.id).await.unwrap().unwrap();
     assert_eq!(invoice.status(), InvoiceStatus::Paid);
     assert_eq!(world.service.balance(world.tenant).await.unwrap().balance, 100);
