@@ -31,6 +31,10 @@ use axum::Router;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use billing_domain::{PaymentId, WebhookRequest};
+
+use crate::config::{ConfigError, Secret, StripeConfig};
+
 pub use state::FakeError;
 pub use webhooks::{event_envelope, signed_event, signed_request, Fixture};
 
@@ -72,6 +76,13 @@ impl RecordedRequest {
     }
 }
 
+/// The API key [`FakeStripe::config`] configures; the stand-in accepts any bearer key.
+pub const TEST_SECRET_KEY: &str = "sk_test_stand_in";
+
+/// The webhook signing secret [`FakeStripe::config`] configures and
+/// [`FakeStripe::signed_webhook`] signs with.
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_test_stand_in";
+
 /// The running stand-in. Dropping it stops the server.
 #[derive(Debug)]
 pub struct FakeStripe {
@@ -112,6 +123,46 @@ impl FakeStripe {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Builds a provider configuration pointed at this stand-in, with
+    /// [`TEST_SECRET_KEY`] and [`TEST_WEBHOOK_SECRET`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a success URL without `{CHECKOUT_SESSION_ID}` or a
+    /// URL that is not `http(s)://`.
+    pub fn config(&self, success_url: &str, cancel_url: &str) -> Result<StripeConfig, ConfigError> {
+        StripeConfig::new(Secret::new(TEST_SECRET_KEY), Secret::new(TEST_WEBHOOK_SECRET), success_url, cancel_url)?
+            .with_api_base(self.base_url())
+    }
+
+    /// Wraps `object` in an event envelope created at `timestamp` and signs
+    /// it with [`TEST_WEBHOOK_SECRET`] at the same time, as Stripe would
+    /// deliver it.
+    ///
+    /// # Errors
+    ///
+    /// [`FakeError::Serialise`] when the object cannot be written as JSON.
+    pub fn signed_webhook(
+        &self,
+        event_id: &str,
+        event_type: &str,
+        object: Value,
+        timestamp: i64,
+    ) -> Result<WebhookRequest, FakeError> {
+        signed_event(&event_envelope(event_id, event_type, timestamp, object), TEST_WEBHOOK_SECRET, timestamp)
+    }
+
+    /// The id of the Checkout Session created for `payment_id`, found by its
+    /// `client_reference_id`.
+    pub fn session_id_for_payment(&self, payment_id: PaymentId) -> Option<String> {
+        let payment_id = payment_id.to_string();
+        let state = self.lock();
+        let mut sessions = state.sessions.values();
+        let session =
+            sessions.find(|session| session.get("client_reference_id").and_then(Value::as_str) == Some(&payment_id))?;
+        session.get("id").and_then(Value::as_str).map(str::to_owned)
     }
 
     /// Every request received so far, oldest first.

@@ -9,6 +9,8 @@ mod checkout;
 mod fetch;
 /// Whole flows through the billing service.
 mod flow;
+/// The fake Stripe's own behaviour and the helpers the walkthrough uses.
+mod stand_in;
 /// Shared set-up.
 mod support;
 /// Card-present payments on a reader.
