@@ -18,6 +18,10 @@ use crate::wire::{PaymentIntent, Session};
 
 impl StripeProvider {
     pub(crate) async fn fetch(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
+        // NOTE: a start that timed out leaves the payment without a reference,
+        // and Stripe cannot list Checkout Sessions by metadata, so such a
+        // payment stays for a staff decision. Its customer never received the
+        // session URL, so no money can have moved through it.
         let Some(reference) = &payment.reference else {
             return Err(ProviderError::MissingReference { payment: payment.id });
         };

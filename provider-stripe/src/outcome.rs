@@ -1,4 +1,4 @@
-//! What a Stripe object's state means in the domain's vocabulary.
+//! Mapping of a Stripe object's state to the domain's vocabulary.
 //!
 //! Webhooks and fetches both end here, so a Checkout Session or PaymentIntent
 //! in a given state always becomes the same [`EventKind`] and amount. The
@@ -16,7 +16,7 @@ pub const METADATA_TENANT_ID: &str = "tenant_id";
 pub const METADATA_INVOICE_ID: &str = "invoice_id";
 pub const METADATA_PAYMENT_ID: &str = "payment_id";
 
-/// A state mapped to the domain: the kind, the amount Stripe says moved, and a
+/// A state mapped to the domain: the kind, the amount Stripe reports as moved, and a
 /// short label of the Stripe state for deterministic fetch event ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -26,7 +26,7 @@ pub struct Outcome {
 }
 
 /// Builds the payment match from our metadata ids, with `reference` as the
-/// fallback. `client_reference_id` stands in for a missing `payment_id`.
+/// fallback. `client_reference_id` replaces a missing `payment_id`.
 ///
 /// A metadata value that is not a UUID is treated as absent: the object was
 /// not created by this adapter, and matching falls back to the reference.
@@ -52,7 +52,7 @@ pub fn payment_match(
     })
 }
 
-/// The amount a Checkout Session charges.
+/// Returns the amount a Checkout Session charges.
 ///
 /// # Errors
 ///

@@ -118,8 +118,8 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 fn signed_payload_mac(secret: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this constructor cannot fail; the
-    // fallback only satisfies the type and is never reached.
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail. The
+    // fallback, a zero key that matches no signature, only satisfies the type.
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes())
         .unwrap_or_else(|_| <HmacSha256 as hmac::digest::KeyInit>::new(&Default::default()));
     mac.update(timestamp.to_string().as_bytes());
@@ -135,7 +135,7 @@ fn decode_tag(raw: &str) -> Result<[u8; TAG_LEN], SignatureError> {
     Ok(tag)
 }
 
-/// Why a `Stripe-Signature` header was rejected.
+/// The reason a `Stripe-Signature` header was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("the Stripe-Signature header is missing; is the request from Stripe?")]

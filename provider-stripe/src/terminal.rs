@@ -1,7 +1,7 @@
 //! Card-present payments on a Stripe Terminal reader, driven from the server.
 //!
 //! Starting creates a `card_present` PaymentIntent with automatic capture and
-//! asks the reader to process it. The reader's answer only means it is
+//! requests the reader to process it. The reader's answer only means it is
 //! prompting for a card: the payment stays pending until a webhook or a fetch
 //! of the PaymentIntent confirms the money. Both calls carry idempotency keys
 //! derived from the payment id.

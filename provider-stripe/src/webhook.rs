@@ -4,13 +4,13 @@
 //! bytes, the timestamp against the clock reading passed in, that the body is
 //! UTF-8 and that it is an event envelope. [`VerifiedEvent::normalise`] then
 //! maps the event type and object to the domain's vocabulary. Both steps are
-//! pure: neither reads a clock nor calls Stripe. Two event types need one
-//! more fact from Stripe (a dispute's PaymentIntent metadata, a reader
-//! action's PaymentIntent state); they come back as
-//! [`Normalised::NeedsPaymentIntent`] for the provider to complete.
+//! pure: neither reads a clock nor calls Stripe. Disputes and reader
+//! results need one more fact from Stripe (the PaymentIntent's metadata or
+//! state), so they come back as [`Normalised::NeedsPaymentIntent`] for the
+//! provider to complete.
 //!
-//! Nothing here logs or returns body content: errors name the event id,
-//! type and the field that was wrong.
+//! Nothing here logs body content. Errors name the event id, the type and
+//! the field that was wrong; a JSON parse error may quote the value it met.
 
 use std::time::Duration;
 
@@ -35,8 +35,8 @@ pub struct WebhookVerifier {
 }
 
 impl WebhookVerifier {
-    /// A verifier accepting signatures by any of `secrets` whose timestamp is
-    /// within `tolerance` of the clock reading.
+    /// Creates a verifier that accepts a signature by any of `secrets` whose
+    /// timestamp is within `tolerance` of the clock reading.
     pub fn new(secrets: Vec<Secret>, tolerance: Duration) -> WebhookVerifier {
         WebhookVerifier { secrets, tolerance }
     }
@@ -131,18 +131,18 @@ pub struct PendingEvent {
 enum Need {
     /// A dispute carries no metadata of ours: take the ids from the PaymentIntent.
     Metadata,
-    /// A reader action says only that it finished: the PaymentIntent says
-    /// whether money moved, and how much.
+    /// A reader action reports only that it finished, so the PaymentIntent
+    /// decides whether money moved, and how much.
     Outcome,
 }
 
 impl PendingEvent {
-    /// The PaymentIntent to retrieve.
+    /// Returns the id of the PaymentIntent to retrieve.
     pub fn payment_intent_id(&self) -> &str {
         &self.payment_intent
     }
 
-    /// The event as far as the webhook alone tells it.
+    /// Returns the event as far as the webhook alone describes it.
     pub fn draft(&self) -> &ProviderEvent {
         &self.draft
     }
@@ -343,7 +343,7 @@ impl VerifiedEvent {
     }
 }
 
-/// Why a webhook was rejected. Nothing from a rejected webhook is applied.
+/// The reason a webhook was rejected. Nothing from a rejected webhook is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
     #[error(transparent)]

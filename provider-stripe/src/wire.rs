@@ -69,7 +69,7 @@ pub struct PaymentIntent {
 }
 
 impl PaymentIntent {
-    /// Whether the PaymentIntent is for a card reader (Terminal).
+    /// Returns whether the PaymentIntent is for a card reader (Terminal).
     pub fn is_card_present(&self) -> bool {
         self.payment_method_types.iter().any(|kind| kind == "card_present" || kind == "interac_present")
     }

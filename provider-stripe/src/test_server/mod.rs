@@ -2,7 +2,7 @@
 //! helpers that build signed webhook events, for tests, examples and
 //! benchmarks. Compiled only with the `test-server` feature.
 //!
-//! [`FakeStripe`] listens on 127.0.0.1 on an ephemeral port and answers with
+//! [`FakeStripe`] listens on 127.0.0.1 on an ephemeral port and replies with
 //! objects built from the fixtures in `testdata/stripe`, so the real
 //! async-stripe client does the HTTP. It records every request (method,
 //! path, query, headers, decoded form body) for assertions, replays
@@ -55,22 +55,22 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
-    /// The first header named `name`, compared case-insensitively.
+    /// Returns the first header named `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
-    /// The `Idempotency-Key` header.
+    /// Returns the `Idempotency-Key` header.
     pub fn idempotency_key(&self) -> Option<&str> {
         self.header("idempotency-key")
     }
 
-    /// The first form value for `key` (such as `line_items[0][quantity]`).
+    /// Returns the first form value for `key` (such as `line_items[0][quantity]`).
     pub fn form_value(&self, key: &str) -> Option<&str> {
         self.form.iter().find(|(name, _)| name == key).map(|(_, value)| value.as_str())
     }
 
-    /// Form keys starting with `prefix`, such as every `metadata[...]` key.
+    /// Returns the form keys starting with `prefix`, such as every `metadata[...]` key.
     pub fn form_keys_with_prefix(&self, prefix: &str) -> Vec<&str> {
         self.form.iter().map(|(name, _)| name.as_str()).filter(|name| name.starts_with(prefix)).collect()
     }
@@ -115,8 +115,8 @@ impl FakeStripe {
         Ok(FakeStripe { address, state, shutdown: Some(shutdown) })
     }
 
-    /// The base URL to configure with [`crate::StripeConfig::with_api_base`],
-    /// such as `http://127.0.0.1:40123/`.
+    /// Returns the base URL to configure with
+    /// [`crate::StripeConfig::with_api_base`], such as `http://127.0.0.1:40123/`.
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.address)
     }
@@ -165,7 +165,7 @@ impl FakeStripe {
         session.get("id").and_then(Value::as_str).map(str::to_owned)
     }
 
-    /// Every request received so far, oldest first.
+    /// Returns every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
     }
@@ -175,18 +175,18 @@ impl FakeStripe {
         self.lock().requests.clear();
     }
 
-    /// Makes every answer wait `delay` first, to provoke client timeouts.
+    /// Delays every response by `delay`, to provoke client timeouts.
     pub fn set_delay(&self, delay: Duration) {
         self.lock().delay = delay;
     }
 
-    /// Answers the next API request with a Stripe error instead.
+    /// Fails the next API request with a Stripe error.
     pub fn fail_next(&self, status: u16, code: &str, message: &str) {
         self.lock().failures.push_back((None, ApiError::new(status, error_type(status), code, message)));
     }
 
-    /// Answers the next API request whose path contains `path` with a Stripe
-    /// error instead, such as `"/process_payment_intent"`.
+    /// Fails the next API request whose path contains `path`, such as
+    /// `"/process_payment_intent"`, with a Stripe error.
     pub fn fail_next_on(&self, path: &str, status: u16, code: &str, message: &str) {
         let failure = ApiError::new(status, error_type(status), code, message);
         self.lock().failures.push_back((Some(path.to_owned()), failure));
@@ -197,22 +197,22 @@ impl FakeStripe {
         self.lock().now = unix_secs;
     }
 
-    /// A Checkout Session as stored.
+    /// Returns a Checkout Session as stored.
     pub fn session(&self, id: &str) -> Option<Value> {
         self.lock().sessions.get(id).cloned()
     }
 
-    /// A PaymentIntent as stored.
+    /// Returns a PaymentIntent as stored.
     pub fn payment_intent(&self, id: &str) -> Option<Value> {
         self.lock().intents.get(id).cloned()
     }
 
-    /// A charge as stored.
+    /// Returns a charge as stored.
     pub fn charge(&self, id: &str) -> Option<Value> {
         self.lock().charges.get(id).cloned()
     }
 
-    /// The customer pays the session: it becomes `complete`/`paid`, with a
+    /// Pays the session as a customer would: it becomes `complete`/`paid`, with a
     /// succeeded PaymentIntent and charge carrying the session's
     /// `payment_intent_data` metadata. Returns the session.
     ///
@@ -223,7 +223,7 @@ impl FakeStripe {
         self.lock().pay_session(session_id)
     }
 
-    /// The customer chose a delayed payment method: the session becomes
+    /// Completes the session with a delayed payment method: it becomes
     /// `complete`/`unpaid` and its PaymentIntent `processing`. Returns the session.
     ///
     /// # Errors
@@ -233,7 +233,7 @@ impl FakeStripe {
         self.lock().complete_session_unpaid(session_id)
     }
 
-    /// The delayed payment arrived (`async_payment_succeeded`). Returns the session.
+    /// Settles the delayed payment (`async_payment_succeeded`). Returns the session.
     ///
     /// # Errors
     ///
@@ -242,7 +242,7 @@ impl FakeStripe {
         self.lock().settle_async_payment(session_id)
     }
 
-    /// The delayed payment failed (`async_payment_failed`). Returns the session.
+    /// Fails the delayed payment (`async_payment_failed`). Returns the session.
     ///
     /// # Errors
     ///
@@ -251,7 +251,7 @@ impl FakeStripe {
         self.lock().fail_async_payment(session_id)
     }
 
-    /// The session expires unpaid. Returns the session.
+    /// Expires the session unpaid. Returns the session.
     ///
     /// # Errors
     ///
@@ -270,7 +270,7 @@ impl FakeStripe {
         self.lock().refund(payment_intent_id, amount_minor)
     }
 
-    /// A dispute on the PaymentIntent's charge in `status` (`needs_response`,
+    /// Opens a dispute on the PaymentIntent's charge in `status` (`needs_response`,
     /// `won`, `lost`, ...). Returns the dispute, as in `charge.dispute.*`.
     ///
     /// # Errors
@@ -280,7 +280,7 @@ impl FakeStripe {
         self.lock().dispute(payment_intent_id, status)
     }
 
-    /// A card is presented on a reader that is processing a PaymentIntent:
+    /// Presents a card on a reader that is processing a PaymentIntent:
     /// the PaymentIntent succeeds and the action too. Returns the reader.
     ///
     /// # Errors
@@ -290,7 +290,7 @@ impl FakeStripe {
         self.lock().finish_reader_action(reader_id, true)
     }
 
-    /// The card on a reader is declined: the action fails and the
+    /// Declines the card on a reader: the action fails and the
     /// PaymentIntent records the error. Returns the reader.
     ///
     /// # Errors

@@ -29,7 +29,7 @@ pub enum FakeError {
     Serialise { reason: String },
 }
 
-/// A successful answer.
+/// A successful reply.
 #[derive(Debug, Clone)]
 pub(crate) enum Reply {
     Json(Value),
@@ -37,7 +37,7 @@ pub(crate) enum Reply {
     Html(String),
 }
 
-/// A Stripe error answer.
+/// A Stripe error response.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     pub status: u16,
@@ -86,7 +86,7 @@ pub(crate) struct FakeState {
     /// `payment_intent_data[metadata]` per session, for the PaymentIntent
     /// created when the customer pays.
     session_intent_metadata: HashMap<String, Value>,
-    /// Replayable answers per idempotency key, with the request they answered.
+    /// Stored replies per idempotency key, with the request each one replied to.
     idempotent: HashMap<String, (String, Reply)>,
     pub delay: Duration,
     /// Errors to answer with instead, each for the next request whose path
@@ -117,7 +117,7 @@ impl FakeState {
         }
     }
 
-    /// Answers one request as Stripe would.
+    /// Replies to one request as Stripe would.
     pub fn handle(&mut self, request: &RecordedRequest) -> Result<Reply, ApiError> {
         if let Some(session_id) = request.path.strip_prefix("/c/pay/") {
             return self.checkout_page(session_id);
@@ -425,7 +425,7 @@ impl FakeState {
         Ok(reader.clone())
     }
 
-    /// A new PaymentIntent in `requires_payment_method`, stored.
+    /// Creates and stores a PaymentIntent in `requires_payment_method`.
     fn new_intent(
         &mut self,
         amount: i64,
@@ -589,7 +589,7 @@ impl Form<'_> {
     }
 }
 
-/// The currency and total of a session's `price_data` line items.
+/// Returns the currency and total of a session's `price_data` line items.
 fn line_item_total(form: &Form<'_>) -> Result<(String, i64), ApiError> {
     let mut currency: Option<String> = None;
     let mut total = 0_i64;

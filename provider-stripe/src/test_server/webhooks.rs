@@ -26,7 +26,7 @@ pub enum Fixture {
 }
 
 impl Fixture {
-    /// The file name without `.json`, which is also Stripe's object name.
+    /// Returns the file name without `.json`, which is also Stripe's object name.
     pub fn name(self) -> &'static str {
         match self {
             Fixture::Charge => "charge",
@@ -39,7 +39,7 @@ impl Fixture {
         }
     }
 
-    /// The fixture's text, exactly as in the file.
+    /// Returns the fixture's text, exactly as in the file.
     pub fn text(self) -> &'static str {
         match self {
             Fixture::Charge => include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/stripe/charge.json")),
@@ -58,7 +58,7 @@ impl Fixture {
         }
     }
 
-    /// The fixture parsed, for a test to edit.
+    /// Parses the fixture, for a test to edit.
     ///
     /// # Errors
     ///
@@ -85,7 +85,7 @@ pub fn event_envelope(event_id: &str, event_type: &str, created: i64, object: Va
     })
 }
 
-/// A webhook request carrying `body` as is, signed with `secret` at `timestamp`.
+/// Builds a webhook request carrying `body` as is, signed with `secret` at `timestamp`.
 pub fn signed_request(body: Vec<u8>, secret: &str, timestamp: i64) -> WebhookRequest {
     let signature = sign(secret, timestamp, &body);
     WebhookRequest {

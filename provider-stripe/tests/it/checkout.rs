@@ -82,7 +82,7 @@ async fn checkout_amounts_use_stripe_minor_units() {
 }
 
 #[tokio::test]
-async fn three_decimal_amount_without_trailing_zero_is_rejected_before_calling() {
+async fn three_decimal_needs_trailing_zero() {
     let fake = fake().await;
     let provider = provider(config(&fake));
 
@@ -96,7 +96,7 @@ async fn three_decimal_amount_without_trailing_zero_is_rejected_before_calling()
 }
 
 #[tokio::test]
-async fn checkout_uses_configured_product_expiry_and_locale() {
+async fn checkout_uses_product_expiry_locale() {
     let fake = fake().await;
     let config = config(&fake)
         .with_line_item(LineItemLabel::Product("prod_translation".into()))

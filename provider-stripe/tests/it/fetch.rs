@@ -164,7 +164,7 @@ async fn unknown_session_is_an_api_error() {
 }
 
 #[tokio::test]
-async fn return_confirms_payment_once_and_webhook_is_already_applied() {
+async fn return_then_webhook_pays_once() {
     let world = World::new().await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
     let (payment_id, session_id) = world.start_checkout(issued.token.expose()).await;

@@ -11,7 +11,7 @@ use billing_domain::{BillingError, InvoiceStatus, PaymentStatus};
 use crate::support::{money, World};
 
 #[tokio::test]
-async fn checkout_completion_pays_once_and_refund_reverses_credits() {
+async fn completion_pays_once_refund_reverses() {
     let world = World::new().await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
     let token = issued.token.expose().to_owned();

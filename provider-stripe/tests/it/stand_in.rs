@@ -105,7 +105,7 @@ async fn api_requires_a_bearer_key() {
 }
 
 #[tokio::test]
-async fn reused_idempotency_key_with_other_parameters_is_rejected() {
+async fn reused_key_with_other_form_rejected() {
     let fake = fake().await;
     let provider = provider(config(&fake));
     let first = start_request(money(dec!(25), "EUR"), Channel::HostedPage);

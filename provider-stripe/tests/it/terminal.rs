@@ -13,7 +13,7 @@ use crate::support::{money, stripe_name, World};
 const READER: &str = "tmr_test_front_desk";
 
 #[tokio::test]
-async fn terminal_start_creates_and_processes_a_card_present_intent() {
+async fn terminal_start_processes_intent() {
     let world = World::new().await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
 
@@ -61,7 +61,7 @@ async fn terminal_start_creates_and_processes_a_card_present_intent() {
 }
 
 #[tokio::test]
-async fn presented_card_pays_the_invoice_through_the_webhook() {
+async fn presented_card_pays_invoice() {
     let world = World::new().await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
     world.service.start_terminal_payment(&world.staff, issued.invoice.id, &stripe_name(), READER).await.unwrap();
@@ -76,7 +76,7 @@ async fn presented_card_pays_the_invoice_through_the_webhook() {
 }
 
 #[tokio::test]
-async fn declined_card_fails_the_payment_and_keeps_the_invoice_open() {
+async fn declined_card_keeps_invoice_open() {
     let world = World::new().await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
     let start =
@@ -143,7 +143,7 @@ async fn staff_cancel_reader_action() {
 }
 
 #[tokio::test]
-async fn cancel_with_empty_or_unknown_reader_is_rejected() {
+async fn cancel_rejects_bad_reader() {
     let world = World::new().await;
 
     let empty = world.provider.cancel_reader_action(&world.staff, " ").await.unwrap_err();

@@ -221,7 +221,7 @@ fn non_utf8_body_is_rejected() {
 }
 
 #[test]
-fn signed_body_that_is_not_an_event_is_rejected() {
+fn non_event_body_is_rejected() {
     let charge_alone = serde_json::to_vec(&charge(0)).unwrap();
     for body in [b"[]".to_vec(), b"not json".to_vec(), charge_alone] {
         let request = signed_request(body, WEBHOOK_SECRET, START);
@@ -314,7 +314,7 @@ fn dispute_with_unknown_closing_status_is_rejected() {
 }
 
 #[test]
-fn dispute_without_payment_intent_falls_back_to_the_charge() {
+fn dispute_without_intent_uses_charge() {
     let dispute = Fixture::Dispute.load().unwrap();
 
     let event = normalised_event("charge.dispute.created", dispute).unwrap();
@@ -421,7 +421,7 @@ async fn dispute_takes_ids_from_its_payment_intent() {
 }
 
 #[tokio::test]
-async fn reader_success_is_confirmed_by_its_payment_intent() {
+async fn reader_success_reads_payment_intent() {
     let fake = fake().await;
     let provider = provider(config(&fake));
     let request = start_request(money(dec!(25), "EUR"), Channel::Terminal { reader: "tmr_test_front_desk".into() });
@@ -439,7 +439,7 @@ async fn reader_success_is_confirmed_by_its_payment_intent() {
 }
 
 #[tokio::test]
-async fn provider_reports_rejections_as_invalid_webhook() {
+async fn rejection_is_invalid_webhook() {
     let fake = fake().await;
     let provider = provider(config(&fake));
     let request = signed_event(
@@ -453,4 +453,24 @@ async fn provider_reports_rejections_as_invalid_webhook() {
 
     let ProviderError::InvalidWebhook { reason } = error else { panic!("expected InvalidWebhook") };
     assert!(reason.contains("none of the 1 v1 signatures"), "{reason}");
+}
+
+#[tokio::test]
+async fn failed_lookup_rejects_dispute() {
+    let fake = fake().await;
+    let provider = provider(config(&fake));
+    let request = start_request(money(dec!(25), "EUR"), Channel::HostedPage);
+    let StartOutcome::Redirect { reference, .. } = provider.start_payment(&request).await.unwrap() else {
+        panic!("expected a redirect");
+    };
+    let session = fake.pay_session(reference.as_str()).unwrap();
+    let dispute = fake.dispute(session["payment_intent"].as_str().unwrap(), "needs_response").unwrap();
+    fake.fail_next(500, "api_error", "Stripe is unavailable.");
+
+    let error = provider
+        .verify_webhook(&webhook("evt_test_dispute", "charge.dispute.created", dispute, START), at(START))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, ProviderError::Api { status: 500, .. }), "{error:?}");
 }
