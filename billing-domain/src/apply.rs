@@ -6,12 +6,12 @@
 //! stores therefore share one set of rules:
 //!
 //! - the amount and currency of a success must match the payment and invoice
-//!   (rule 1), otherwise the event is rejected for staff;
+//!   otherwise the event is rejected for staff;
 //! - state only moves forward: a late "pending" or "expired" is ignored, a
-//!   refund or dispute before its success is parked (rule 3);
+//!   refund or dispute before its success is parked;
 //! - one succeeded payment settles an invoice; a second is an overpayment for
-//!   staff and grants nothing (rule 4);
-//! - credits are granted when the invoice becomes paid here, never earlier (rule 5).
+//!   staff and grants nothing;
+//! - credits are granted when the invoice becomes paid here, never earlier.
 
 use time::OffsetDateTime;
 
@@ -29,14 +29,14 @@ pub struct InvoiceCredits {
     pub reversed: u64,
 }
 
-/// A ledger entry the decision asks the service to append.
+/// A ledger entry for the service to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedEntry {
     pub amount: i64,
     pub kind: EntryKind,
 }
 
-/// What to write for one event.
+/// The writes one event calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Save the changed payment and invoice and append `entries`.
@@ -282,6 +282,13 @@ fn decide_dispute_closed(
         return Decision::Reject { reason: error.to_string() };
     }
     if won {
+        // A won dispute returns the invoice to where it stood before, so money
+        // refunded ahead of the dispute keeps it partially refunded.
+        if !payment.refunded().is_zero() {
+            if let Err(error) = invoice.record_refund(false) {
+                return Decision::Reject { reason: error.to_string() };
+            }
+        }
         return Decision::Apply { summary, entries: Vec::new(), attention: None };
     }
     let (entries, attention) = plan_reversal(payment, invoice, account, credits, ReversalReason::DisputeLost);

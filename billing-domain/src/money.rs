@@ -276,7 +276,7 @@ impl fmt::Debug for Money {
     }
 }
 
-/// Why an amount could not be built or combined.
+/// An amount that could not be built or combined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MoneyError {

@@ -11,7 +11,7 @@
 //! batch, like any operation.
 //!
 //! Locks are taken kind by kind: inbox rows in key order, then invoices,
-//! payments and accounts, each sorted by id. That is the order the single
+//! payments and (for events that can move credits) accounts, each sorted by id. That is the order the single
 //! path takes for one event, so batches and single events never wait on
 //! each other in a cycle.
 
@@ -21,11 +21,11 @@ use time::OffsetDateTime;
 
 use crate::apply::{decide, Decision, InvoiceCredits};
 use crate::event::{EventKey, EventKind, ProviderEvent};
-use crate::ids::{IdempotencyKey, InvoiceId, LedgerEntryId, PaymentId, ProviderName, TenantId};
+use crate::ids::{IdempotencyKey, InvoiceId, LedgerEntryId, PaymentId, ProviderName, ProviderReference, TenantId};
 use crate::invoice::Invoice;
 use crate::ledger::{
     check_idempotency, check_spend, AccountSnapshot, ConsumptionReceipt, ConsumptionRequest, EntryKind,
-    IdempotencyRecord, IdempotentResult, KeyedDecision, LedgerEntry, LedgerError,
+    IdempotencyRecord, IdempotentResult, KeyedDecision, LedgerEntry, LedgerError, OverdraftPolicy,
 };
 use crate::log::{InboxClaim, LogOutcome, LogSource};
 use crate::payment::Payment;
@@ -34,10 +34,8 @@ use crate::store::{BatchWrites, StoreTx};
 use crate::Transition;
 
 use super::credits::require_module;
-use super::events::{
-    event_draft, inbox_state_after, match_by_id, match_by_reference, no_match_fields, report, touches_credits,
-    EventReport, Origin,
-};
+use super::events::{check_claims, event_draft, inbox_state_after, report, touches_credits, EventReport, Origin};
+use super::payments::only_from;
 use super::{BillingError, BillingService, LogDraft};
 
 /// The rows a batch of events locked, changed in memory as decisions are made.
@@ -49,6 +47,7 @@ struct Working {
     credits: HashMap<InvoiceId, InvoiceCredits>,
     changed_invoices: HashSet<InvoiceId>,
     changed_payments: HashSet<PaymentId>,
+    learned_references: HashSet<(ProviderName, ProviderReference)>,
 }
 
 impl BillingService {
@@ -69,7 +68,7 @@ impl BillingService {
         let now = self.clock.now();
         let mut verified = Vec::with_capacity(requests.len());
         for request in requests {
-            match provider.verify_webhook(request, now).await {
+            match provider.verify_webhook(request, now).await.and_then(|events| only_from(provider_name, events)) {
                 Ok(events) => verified.push(Ok(events)),
                 Err(error) => {
                     self.log_rejected_webhook(provider_name, &error, now).await?;
@@ -145,7 +144,10 @@ impl BillingService {
         let mut reports = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
             let claim = claims[index].as_ref();
-            let report = self.decide_in_batch(event, claim, &located[index], &mut working, &mut writes, origin, now)?;
+            let located = &located[index];
+            let report = self
+                .decide_in_batch(tx.as_mut(), event, claim, located, &mut working, &mut writes, origin, now)
+                .await?;
             reports.push(report);
         }
 
@@ -156,8 +158,9 @@ impl BillingService {
         Ok(reports)
     }
 
-    /// Finds each event's payment as the single path does. Events that were
-    /// processed before or that need no payment get `None`.
+    /// Finds each event's payment as the single path does, reading the
+    /// payments named by id in one go. Events that were processed before or
+    /// that need no payment get `None`.
     async fn locate_batch(
         &self,
         tx: &mut dyn StoreTx,
@@ -183,26 +186,24 @@ impl BillingService {
                 located.push(None);
                 continue;
             }
-            let found = match (&event.matches.payment_id, &event.matches.reference) {
-                (Some(payment_id), _) => match_by_id(event, *payment_id, peeked.get(payment_id)),
-                (None, Some(reference)) => {
-                    let payment = match tx.find_payment_id(&event.provider, reference).await? {
-                        Some(payment_id) => tx.peek_payment(payment_id).await?,
-                        None => None,
-                    };
-                    match_by_reference(reference, payment.as_ref())
-                }
-                (None, None) => Err(no_match_fields()),
+            let found = match event.matches.payment_id {
+                Some(payment_id) => peeked
+                    .get(&payment_id)
+                    .cloned()
+                    .ok_or_else(|| (LogOutcome::Unmatched, format!("no payment {payment_id} on record"))),
+                None => self.locate_payment(tx, event).await?,
             };
             located.push(Some(found));
         }
         Ok(located)
     }
 
-    /// Decides one event of a batch on the working rows and queues its writes.
+    /// Decides one event of a batch on the working rows and queues its
+    /// writes, step for step as the single path's `ingest_once` does.
     #[allow(clippy::too_many_arguments)]
-    fn decide_in_batch(
+    async fn decide_in_batch(
         &self,
+        tx: &mut dyn StoreTx,
         event: &ProviderEvent,
         claim: Option<&InboxClaim>,
         located: &Option<Located>,
@@ -216,21 +217,26 @@ impl BillingService {
         if let Some(InboxClaim::Done(_)) = claim {
             let reason = "event already processed".to_owned();
             writes.log.push(draft.entry(self.new_log_id(), LogOutcome::Duplicate, reason.clone(), false, now));
-            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason));
+            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason, false));
         }
         if let EventKind::Ignored { provider_type } = &event.kind {
             let reason = format!("event type {provider_type} is not handled");
             return Ok(self.finish_in_batch(writes, &key, &draft, LogOutcome::Ignored, reason, false, now));
         }
-        let (payment_id, invoice_id) = match located {
-            Some(Ok(found)) => *found,
+        let located = match located {
+            Some(Ok(found)) => found,
             Some(Err((outcome, reason))) => {
                 return Ok(self.finish_in_batch(writes, &key, &draft, *outcome, reason.clone(), true, now))
             }
             None => return Err(BillingError::InvalidInput { reason: format!("event {key} was not located") }),
         };
+        let (payment_id, invoice_id) = (located.id, located.invoice_id);
         draft.payment_id = Some(payment_id);
         draft.invoice_id = Some(invoice_id);
+        if let Err(reason) = check_claims(event, located) {
+            draft.tenant_id = Some(located.tenant_id);
+            return Ok(self.finish_in_batch(writes, &key, &draft, LogOutcome::Rejected, reason, true, now));
+        }
 
         let Some(invoice) = working.invoices.get(&invoice_id).cloned() else {
             return Err(BillingError::not_found("invoice", invoice_id));
@@ -239,16 +245,19 @@ impl BillingService {
             return Err(BillingError::not_found("payment", payment_id));
         };
         draft.tenant_id = Some(payment.tenant_id);
-        let Some(account) = working.accounts.get(&payment.tenant_id).copied() else {
-            return Err(BillingError::not_found("account of tenant", payment.tenant_id));
-        };
-        let credits = match touches_credits(&event.kind) {
-            true => working.credits.get(&invoice_id).copied().unwrap_or_default(),
-            false => InvoiceCredits::default(),
+        let (account, credits) = match touches_credits(&event.kind) {
+            true => {
+                let Some(account) = working.accounts.get(&payment.tenant_id).copied() else {
+                    return Err(BillingError::not_found("account of tenant", payment.tenant_id));
+                };
+                (account, working.credits.get(&invoice_id).copied().unwrap_or_default())
+            }
+            false => (AccountSnapshot::empty(payment.tenant_id, OverdraftPolicy::default()), InvoiceCredits::default()),
         };
 
         let mut next_payment = payment.clone();
         let mut next_invoice = invoice.clone();
+        let learned_reference = self.learn_reference_in_batch(tx, event, &mut next_payment, working).await?;
         let (outcome, reason, open) = match decide(event, &mut next_payment, &mut next_invoice, &account, credits, now)
         {
             Decision::Apply { summary, entries, attention } => {
@@ -281,11 +290,38 @@ impl BillingService {
                 };
                 (LogOutcome::Applied, reason, open)
             }
-            Decision::NoChange { reason } => (LogOutcome::Ignored, reason, false),
+            Decision::NoChange { reason } => {
+                if learned_reference {
+                    working.changed_payments.insert(payment_id);
+                    working.payments.insert(payment_id, next_payment);
+                }
+                (LogOutcome::Ignored, reason, false)
+            }
             Decision::Park { reason } => (LogOutcome::Parked, reason, true),
             Decision::Reject { reason } => (LogOutcome::Rejected, reason, true),
         };
         Ok(self.finish_in_batch(writes, &key, &draft, outcome, reason, open, now))
+    }
+
+    /// The single path's reference learning, aware of references that
+    /// earlier events of this batch learned but have not written yet.
+    async fn learn_reference_in_batch(
+        &self,
+        tx: &mut dyn StoreTx,
+        event: &ProviderEvent,
+        payment: &mut Payment,
+        working: &mut Working,
+    ) -> Result<bool, BillingError> {
+        if let Some(reference) = &event.matches.reference {
+            if working.learned_references.contains(&(event.provider.clone(), reference.clone())) {
+                return Ok(false);
+            }
+        }
+        let learned = self.learn_reference(tx, event, payment).await?;
+        if let (true, Some(reference)) = (learned, &payment.reference) {
+            working.learned_references.insert((event.provider.clone(), reference.clone()));
+        }
+        Ok(learned)
     }
 
     /// Queues the inbox state, the log row and the resolution of earlier rows
@@ -305,7 +341,7 @@ impl BillingService {
         let entry = draft.entry(self.new_log_id(), outcome, reason.clone(), open, now);
         writes.resolutions.push((key.clone(), entry.id));
         writes.log.push(entry);
-        report(key, outcome, draft, reason)
+        report(key, outcome, draft, reason, open)
     }
 
     /// Takes credits for several module requests of one tenant in one
@@ -414,41 +450,36 @@ impl BillingService {
 }
 
 /// Where an event's payment was found, or the outcome to log when it was not.
-type Located = Result<(PaymentId, InvoiceId), (LogOutcome, String)>;
+type Located = Result<Payment, (LogOutcome, String)>;
 
-/// Locks the invoices, payments and accounts the located events touch,
-/// kind by kind and each sorted by id, and reads the invoices' credits.
+/// Locks the invoices and payments the located events touch, and the
+/// accounts of those that can move credits, kind by kind and each sorted by
+/// id, and reads the credits booked for their invoices.
 async fn lock_batch(
     tx: &mut dyn StoreTx,
     events: &[&ProviderEvent],
     located: &[Option<Located>],
 ) -> Result<Working, BillingError> {
-    let found: Vec<(PaymentId, InvoiceId)> =
-        located.iter().filter_map(|located| located.as_ref().and_then(|found| found.as_ref().ok())).copied().collect();
-    let mut invoice_ids: Vec<InvoiceId> = found.iter().map(|(_, invoice)| *invoice).collect();
-    invoice_ids.sort_unstable();
-    invoice_ids.dedup();
-    let mut payment_ids: Vec<PaymentId> = found.iter().map(|(payment, _)| *payment).collect();
-    payment_ids.sort_unstable();
-    payment_ids.dedup();
+    let decided: Vec<(&ProviderEvent, &Payment)> = events
+        .iter()
+        .zip(located)
+        .filter_map(|(event, located)| match located {
+            Some(Ok(payment)) if check_claims(event, payment).is_ok() => Some((*event, payment)),
+            _ => None,
+        })
+        .collect();
+    let invoice_ids = sorted_unique(decided.iter().map(|(_, payment)| payment.invoice_id));
+    let payment_ids = sorted_unique(decided.iter().map(|(_, payment)| payment.id));
+    let crediting: Vec<&Payment> =
+        decided.iter().filter(|(event, _)| touches_credits(&event.kind)).map(|(_, payment)| *payment).collect();
 
     let invoices: HashMap<InvoiceId, Invoice> =
         tx.load_invoices(&invoice_ids).await?.into_iter().map(|invoice| (invoice.id, invoice)).collect();
     let payments: HashMap<PaymentId, Payment> =
         tx.load_payments(&payment_ids).await?.into_iter().map(|payment| (payment.id, payment)).collect();
-    let mut tenants: Vec<TenantId> = payments.values().map(|payment| payment.tenant_id).collect();
-    tenants.sort_unstable();
-    tenants.dedup();
+    let tenants = sorted_unique(crediting.iter().map(|payment| payment.tenant_id));
     let accounts = tx.load_accounts(&tenants).await?.into_iter().map(|account| (account.tenant_id, account)).collect();
-
-    let mut credit_invoices: Vec<InvoiceId> = events
-        .iter()
-        .zip(located)
-        .filter(|(event, _)| touches_credits(&event.kind))
-        .filter_map(|(_, located)| located.as_ref().and_then(|found| found.as_ref().ok()).map(|(_, invoice)| *invoice))
-        .collect();
-    credit_invoices.sort_unstable();
-    credit_invoices.dedup();
+    let credit_invoices = sorted_unique(crediting.iter().map(|payment| payment.invoice_id));
     let credits = tx.invoice_credits_of(&credit_invoices).await?;
     Ok(Working {
         invoices,
@@ -457,7 +488,15 @@ async fn lock_batch(
         credits: credit_invoices.into_iter().zip(credits).collect(),
         changed_invoices: HashSet::new(),
         changed_payments: HashSet::new(),
+        learned_references: HashSet::new(),
     })
+}
+
+fn sorted_unique<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut items: Vec<T> = items.collect();
+    items.sort_unstable();
+    items.dedup();
+    items
 }
 
 /// Moves the working account and the invoice's booked credits by `entry`,

@@ -3,14 +3,14 @@
 //!
 //! Each event is applied in one store transaction: the inbox claim, the
 //! payment and invoice changes, the ledger entries and the log rows commit
-//! together or not at all (rule 2).
+//! together or not at all.
 
 use serde::Serialize;
 
 use crate::apply::{decide, Decision, InvoiceCredits};
 use crate::event::{EventKey, EventKind, ProviderEvent};
-use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, ProviderReference, UserId};
-use crate::ledger::LedgerEntry;
+use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, UserId};
+use crate::ledger::{AccountSnapshot, LedgerEntry, OverdraftPolicy};
 use crate::log::{InboxClaim, InboxState, LogOutcome, LogSource};
 use crate::payment::Payment;
 use crate::store::StoreTx;
@@ -25,13 +25,9 @@ pub struct EventReport {
     pub payment_id: Option<PaymentId>,
     pub invoice_id: Option<InvoiceId>,
     pub reason: String,
-}
-
-impl EventReport {
-    /// Whether staff must look at it.
-    pub fn needs_attention(&self) -> bool {
-        matches!(self.outcome, LogOutcome::Rejected | LogOutcome::Unmatched | LogOutcome::Parked | LogOutcome::Failed)
-    }
+    /// Set when the log row waits for staff: the event did not apply, or it
+    /// applied but left work for a person (an overpayment to refund).
+    pub needs_attention: bool,
 }
 
 /// Who is applying an event.
@@ -77,7 +73,7 @@ impl BillingService {
             let reason = "event already processed".to_owned();
             tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Duplicate, reason.clone(), false, now)).await?;
             tx.commit().await?;
-            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason));
+            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason, false));
         }
 
         if let EventKind::Ignored { provider_type } = &event.kind {
@@ -89,9 +85,15 @@ impl BillingService {
             Ok(located) => located,
             Err((outcome, reason)) => return self.finish(tx, &key, &draft, outcome, reason, true).await,
         };
-        let (payment_id, invoice_id) = located;
+        let (payment_id, invoice_id) = (located.id, located.invoice_id);
         draft.payment_id = Some(payment_id);
         draft.invoice_id = Some(invoice_id);
+        if let Err(reason) = check_claims(event, &located) {
+            // The row names a payment on record, so it goes to that payment's
+            // tenant: its staff must see it and no other tenant may.
+            draft.tenant_id = Some(located.tenant_id);
+            return self.finish(tx, &key, &draft, LogOutcome::Rejected, reason, true).await;
+        }
 
         // Lock order: invoice, payment, account.
         let Some(invoice) = tx.load_invoice(invoice_id).await? else {
@@ -101,15 +103,17 @@ impl BillingService {
             return Err(BillingError::not_found("payment", payment_id));
         };
         draft.tenant_id = Some(payment.tenant_id);
-        let account = tx.load_account(payment.tenant_id).await?;
-        let credits = if touches_credits(&event.kind) {
-            tx.invoice_credits(invoice_id).await?
+        // Only events that can move credits lock the account, so status-only
+        // events of one tenant do not queue behind each other.
+        let (account, credits) = if touches_credits(&event.kind) {
+            (tx.load_account(payment.tenant_id).await?, tx.invoice_credits(invoice_id).await?)
         } else {
-            InvoiceCredits::default()
+            (AccountSnapshot::empty(payment.tenant_id, OverdraftPolicy::default()), InvoiceCredits::default())
         };
 
         let mut next_payment = payment.clone();
         let mut next_invoice = invoice.clone();
+        let learned_reference = self.learn_reference(tx.as_mut(), event, &mut next_payment).await?;
         match decide(event, &mut next_payment, &mut next_invoice, &account, credits, now) {
             Decision::Apply { summary, entries, attention } => {
                 if next_payment != payment {
@@ -138,7 +142,12 @@ impl BillingService {
                 };
                 self.finish(tx, &key, &draft, LogOutcome::Applied, reason, open).await
             }
-            Decision::NoChange { reason } => self.finish(tx, &key, &draft, LogOutcome::Ignored, reason, false).await,
+            Decision::NoChange { reason } => {
+                if learned_reference {
+                    tx.save_payment(&next_payment).await?;
+                }
+                self.finish(tx, &key, &draft, LogOutcome::Ignored, reason, false).await
+            }
             Decision::Park { reason } => self.finish(tx, &key, &draft, LogOutcome::Parked, reason, true).await,
             Decision::Reject { reason } => self.finish(tx, &key, &draft, LogOutcome::Rejected, reason, true).await,
         }
@@ -161,66 +170,96 @@ impl BillingService {
         tx.append_log(&entry).await?;
         tx.resolve_log_for_event(key, entry.id).await?;
         tx.commit().await?;
-        Ok(report(key, outcome, draft, reason))
+        Ok(report(key, outcome, draft, reason, open))
+    }
+
+    /// Records the provider's reference on a payment that has none yet (its
+    /// start call timed out before the provider answered), so later fetches
+    /// and events can find it. Returns whether the payment changed.
+    pub(super) async fn learn_reference(
+        &self,
+        tx: &mut dyn StoreTx,
+        event: &ProviderEvent,
+        payment: &mut Payment,
+    ) -> Result<bool, BillingError> {
+        let Some(reference) = &event.matches.reference else {
+            return Ok(false);
+        };
+        if payment.reference.is_some() || event.matches.payment_id != Some(payment.id) {
+            return Ok(false);
+        }
+        if tx.find_payment_id(&event.provider, reference).await?.is_some() {
+            return Ok(false);
+        }
+        payment.reference = Some(reference.clone());
+        Ok(true)
     }
 
     /// Finds the payment an event is about: by the payment id in its metadata,
     /// else by the provider reference. Returns the outcome to log when none fits.
-    async fn locate_payment(
+    pub(super) async fn locate_payment(
         &self,
         tx: &mut dyn StoreTx,
         event: &ProviderEvent,
-    ) -> Result<Result<(PaymentId, InvoiceId), (LogOutcome, String)>, BillingError> {
+    ) -> Result<Result<Payment, (LogOutcome, String)>, BillingError> {
         let matches = &event.matches;
         if let Some(payment_id) = matches.payment_id {
-            let found = tx.peek_payment(payment_id).await?;
-            return Ok(match_by_id(event, payment_id, found.as_ref()));
+            let Some(payment) = tx.peek_payment(payment_id).await? else {
+                return Ok(Err((LogOutcome::Unmatched, format!("no payment {payment_id} on record"))));
+            };
+            return Ok(Ok(payment));
         }
         let Some(reference) = &matches.reference else {
-            return Ok(Err(no_match_fields()));
+            return Ok(Err((
+                LogOutcome::Unmatched,
+                "event carries neither a payment id nor a provider reference".into(),
+            )));
         };
-        let found = match tx.find_payment_id(&event.provider, reference).await? {
-            Some(payment_id) => tx.peek_payment(payment_id).await?,
-            None => None,
+        let Some(payment_id) = tx.find_payment_id(&event.provider, reference).await? else {
+            return Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}"))));
         };
-        Ok(match_by_reference(reference, found.as_ref()))
+        match tx.peek_payment(payment_id).await? {
+            Some(payment) => Ok(Ok(payment)),
+            None => Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}")))),
+        }
     }
 }
 
-/// The payment an event names in its metadata, if it agrees with the event.
-pub(super) fn match_by_id(
-    event: &ProviderEvent,
-    payment_id: PaymentId,
-    found: Option<&Payment>,
-) -> Result<(PaymentId, InvoiceId), (LogOutcome, String)> {
-    let Some(payment) = found else {
-        return Err((LogOutcome::Unmatched, format!("no payment {payment_id} on record")));
-    };
+/// Checks the event's claims against the payment it matched: the provider must
+/// be the payment's, and tenant or invoice ids in the metadata must not name
+/// another one, because metadata ids win over the reference.
+pub(super) fn check_claims(event: &ProviderEvent, payment: &Payment) -> Result<(), String> {
     if payment.provider != event.provider {
-        return Err((LogOutcome::Rejected, format!("payment {payment_id} belongs to provider {}", payment.provider)));
+        return Err(format!("payment {} belongs to provider {}", payment.id, payment.provider));
     }
     let matches = &event.matches;
     let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
     let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
     if tenant_differs || invoice_differs {
-        return Err((LogOutcome::Rejected, format!("metadata ids disagree with payment {payment_id}")));
+        return Err(format!("metadata ids disagree with payment {}", payment.id));
     }
-    Ok((payment.id, payment.invoice_id))
+    Ok(())
 }
 
-/// The payment found by an event's provider reference, if any.
-pub(super) fn match_by_reference(
-    reference: &ProviderReference,
-    found: Option<&Payment>,
-) -> Result<(PaymentId, InvoiceId), (LogOutcome, String)> {
-    match found {
-        Some(payment) => Ok((payment.id, payment.invoice_id)),
-        None => Err((LogOutcome::Unmatched, format!("no payment with reference {reference}"))),
-    }
+pub(super) fn touches_credits(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Succeeded | EventKind::Refunded { .. } | EventKind::DisputeLost)
 }
 
-pub(super) fn no_match_fields() -> (LogOutcome, String) {
-    (LogOutcome::Unmatched, "event carries neither a payment id nor a provider reference".into())
+pub(super) fn report(
+    key: &EventKey,
+    outcome: LogOutcome,
+    draft: &LogDraft,
+    reason: String,
+    needs_attention: bool,
+) -> EventReport {
+    EventReport {
+        event: key.clone(),
+        outcome,
+        payment_id: draft.payment_id,
+        invoice_id: draft.invoice_id,
+        reason,
+        needs_attention,
+    }
 }
 
 /// The inbox state an outcome leaves: done when the event took effect or
@@ -244,12 +283,4 @@ pub(super) fn event_draft(event: &ProviderEvent, origin: Origin) -> LogDraft {
     draft.invoice_id = event.matches.invoice_id;
     draft.payment_id = event.matches.payment_id;
     draft
-}
-
-pub(super) fn touches_credits(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Succeeded | EventKind::Refunded { .. } | EventKind::DisputeLost)
-}
-
-pub(super) fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String) -> EventReport {
-    EventReport { event: key.clone(), outcome, payment_id: draft.payment_id, invoice_id: draft.invoice_id, reason }
 }

@@ -8,7 +8,7 @@
 //! Staff-only operations take a [`StaffContext`], which only
 //! [`BillingService::staff_context`] and [`BillingService::create_tenant`]
 //! construct after checking membership; a public or customer caller cannot
-//! compile a call to them (rule 8).
+//! compile a call to them.
 
 mod batch;
 mod credits;
@@ -112,7 +112,7 @@ impl CustomerContext {
     }
 }
 
-/// Why a caller may not do what it asked.
+/// An access check that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {

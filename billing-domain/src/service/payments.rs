@@ -27,12 +27,12 @@ pub struct PaymentOptions {
     pub locale: Option<String>,
 }
 
-/// How a started payment continues.
+/// The next step after starting a payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentStart {
     /// Send the browser to `url`; the payment is pending.
     Redirect { payment_id: PaymentId, url: String },
-    /// Settled at once; `events` tells what was applied.
+    /// Settled at once; `events` reports what was applied.
     Completed { payment: Payment, events: Vec<EventReport> },
     /// A card reader is processing it; the result arrives by webhook or fetch.
     TerminalStarted { payment_id: PaymentId, reader: String },
@@ -40,7 +40,7 @@ pub enum PaymentStart {
     AlreadyRecorded { payment: Payment },
 }
 
-/// What a return page may show: statuses only, nothing private.
+/// The statuses a return page may show, and nothing private.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReturnStatus {
     pub payment_id: PaymentId,
@@ -96,7 +96,7 @@ impl BillingService {
 
     /// Records money received outside any provider, confirmed by staff. The
     /// same `reference` (receipt number, bank transfer reference) recorded
-    /// twice returns the first payment.
+    /// twice for one invoice returns the first payment.
     ///
     /// # Errors
     ///
@@ -136,7 +136,8 @@ impl BillingService {
     ) -> Result<Vec<EventReport>, BillingError> {
         let provider = self.provider(provider_name)?;
         let now = self.clock.now();
-        let events = match provider.verify_webhook(request, now).await {
+        let verified = provider.verify_webhook(request, now).await;
+        let events = match verified.and_then(|events| only_from(provider_name, events)) {
             Ok(events) => events,
             Err(error) => {
                 self.log_rejected_webhook(provider_name, &error, now).await?;
@@ -431,8 +432,10 @@ impl BillingService {
             let Some(mut current) = tx.load_payment(payment.id).await? else {
                 return Err(BillingError::not_found("payment", payment.id));
             };
-            if let Some(reference) = &reference {
-                current.reference = Some(reference.clone());
+            // A planned reference (manual, free) is the idempotency key of the
+            // payment, so the provider's answer never replaces it.
+            if current.reference.is_none() {
+                current.reference = reference.clone();
             }
             current.advance(status, now)?;
             tx.save_payment(&current).await?;
@@ -454,16 +457,31 @@ impl BillingService {
 }
 
 /// The reference a payment carries before the provider is called: manual
-/// payments are keyed by their receipt or transfer reference and a free
-/// completion by its invoice, which makes both idempotent.
+/// payments are keyed by their invoice and receipt or transfer reference and
+/// a free completion by its invoice, which makes both idempotent. The invoice
+/// id keeps one tenant's receipt numbers from matching another tenant's payment.
 fn planned_reference(invoice: &Invoice, channel: &Channel) -> Result<Option<ProviderReference>, BillingError> {
     match channel {
         Channel::Manual { method, reference } => {
-            Ok(Some(ProviderReference::new(format!("{}:{reference}", method.as_str()))?))
+            Ok(Some(ProviderReference::new(format!("{}:{}:{reference}", method.as_str(), invoice.id))?))
         }
         Channel::Free => Ok(Some(ProviderReference::new(format!("free:{}", invoice.id))?)),
         Channel::HostedPage | Channel::Terminal { .. } => Ok(None),
     }
+}
+
+/// Rejects verified events that name another provider: only the provider
+/// that checked the signature vouches for them, so they must carry its name.
+pub(super) fn only_from(
+    provider: &ProviderName,
+    events: Vec<ProviderEvent>,
+) -> Result<Vec<ProviderEvent>, ProviderError> {
+    if let Some(foreign) = events.iter().find(|event| &event.provider != provider) {
+        return Err(ProviderError::InvalidWebhook {
+            reason: format!("event {} names provider {}, not {provider}", foreign.event_id, foreign.provider),
+        });
+    }
+    Ok(events)
 }
 
 fn check_channel(invoice: &Invoice, channel: &Channel, total: crate::money::Money) -> Result<(), BillingError> {
