@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 EVENTS=20000
 WORKERS=8
-BATCH=128
+BATCH=256
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-20}
 while [ $# -gt 0 ]; do
   case "$1" in

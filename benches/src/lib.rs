@@ -48,7 +48,7 @@ const CREDITS_PER_INVOICE: u64 = 100;
 const PRICE_MINOR: i64 = 2000;
 const PROVIDER: &str = "bench";
 
-/// What one run does.
+/// The shape of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadConfig {
     pub events: usize,
@@ -58,7 +58,7 @@ pub struct LoadConfig {
     pub batch: usize,
 }
 
-/// What one run measured.
+/// The figures one run measured.
 #[derive(Debug, Clone, Copy)]
 pub struct Figures {
     pub events: usize,
@@ -82,7 +82,7 @@ fn per_second(count: usize, elapsed: StdDuration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
 }
 
-/// Why a run failed.
+/// The ways a run fails.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{step} failed: {source}")]

@@ -1,8 +1,8 @@
 //! A provider whose webhooks carry an HMAC-SHA256 signature, for load runs.
 //!
 //! The load harness needs every event to pass real signature verification,
-//! and the real provider adapters need live provider accounts to start
-//! payments. [`SignedProvider`] signs and verifies the way hosted-page
+//! while the real provider adapters start payments through provider APIs
+//! that a load run on one machine does not have. [`SignedProvider`] signs and verifies the way hosted-page
 //! providers do: the header `x-bench-signature: t=<unix seconds>,v1=<hex>`
 //! carries HMAC-SHA256 over `"<t>.<body>"` with a shared secret, checked in
 //! constant time and rejected outside a replay window. The body is a

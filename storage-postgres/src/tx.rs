@@ -229,7 +229,7 @@ fn missing_inbox_entry(what: String) -> StoreError {
     StoreError::Conflict { what }
 }
 
-/// What a log resolution matches on.
+/// The rows a log resolution marks: those of one event, or one id.
 enum ResolveTarget<'a> {
     Event(&'a EventKey),
     Id(uuid::Uuid),
@@ -330,8 +330,8 @@ impl StoreTx for PgTx {
         let what = format!("inbox entry {key}");
 
         // A concurrent claim of the same key makes this insert wait until the
-        // other transaction ends; it then inserts (the other rolled back) or
-        // does nothing (the other committed).
+        // other transaction ends. If that one rolled back, this insert goes
+        // ahead; if it committed, this one does nothing.
         let inserted = sqlx::query(
             "INSERT INTO inbox (provider, event_id, state, attempts, payment_id, reference, received_at, updated_at, event) \
              VALUES ($1, $2, 'unresolved', 0, $3, $4, $5, $5, $6) ON CONFLICT (provider, event_id) DO NOTHING",

@@ -31,7 +31,7 @@ struct Args {
     workers: usize,
 
     /// Webhooks or consumptions per transaction; 1 applies each in its own transaction.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 256)]
     batch: usize,
 
     /// Credit consumptions from the hot account; defaults to the event count.
