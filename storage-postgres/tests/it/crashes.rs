@@ -1,8 +1,8 @@
 //! Transactions cut off mid-way. A trigger on the ledger stops the first
-//! transaction that books credits right after its payment, invoice and
-//! ledger rows are written and before its inbox state, log row and commit:
-//! once by killing its own connection, once by stalling so the test can
-//! abort the delivering task. Nothing of the event may be visible
+//! transaction that books credits after its payment, invoice and ledger rows
+//! are written and before its inbox state, log row and commit. One test kills
+//! the transaction's own connection there; the other stalls it so the test
+//! can abort the delivering task. Nothing of the event may be visible
 //! afterwards, and a redelivery must apply it exactly once.
 
 use std::time::Duration as StdDuration;

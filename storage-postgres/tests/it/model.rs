@@ -1,14 +1,14 @@
 //! The in-memory store is the model of the PostgreSQL store.
 //!
-//! Each case runs one random sequence of operations (payment starts, event
-//! deliveries one by one and in batches, with duplicates and wrong amounts,
-//! retries of stored events, voids, consumption with repeated keys one by
-//! one and in batches, holds) through two services built
-//! alike, one on each store, with the same seeded random source and manual
-//! clock. After every operation both must have returned the same result and
-//! must show the same invoices, payments, ledger, balance, holds, log and
-//! inbox. The database is emptied between cases instead of recreated, to
-//! keep the run short.
+//! Each case runs one random sequence of operations through two services
+//! built alike, one on each store, with the same seeded random source and
+//! manual clock. The operations are payment starts, event deliveries one by
+//! one and in batches (with duplicates and wrong amounts), retries of stored
+//! events, voids, consumption with repeated keys one by one and in batches,
+//! and holds. After every operation both services must have returned the
+//! same result and must show the same invoices, payments, ledger, balance,
+//! holds, log and inbox. The database is emptied between cases instead of
+//! recreated, to keep the run short.
 
 use std::sync::Arc;
 

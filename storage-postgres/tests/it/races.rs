@@ -1,7 +1,7 @@
 //! Many tasks racing on one database: the same events delivered by eight
 //! tasks at once, and sixteen consumers sharing idempotency keys on one
 //! account. Each test checks the committed rows afterwards, not only what
-//! the tasks were told.
+//! the tasks received.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,7 +99,7 @@ const JOBS_PER_CONSUMER: u64 = 40;
 const KEYS: u64 = 120;
 const STARTING_CREDITS: u64 = 250;
 
-/// The amount a key always asks for, so every reuse of a key is the same request.
+/// The amount a key always requests, so every reuse of a key is the same request.
 fn amount_for(key: u64) -> u64 {
     1 + key % 4
 }
@@ -155,7 +155,8 @@ async fn sixteen_consumers_charge_each_shared_key_once() {
     let charged: u64 = by_key.keys().map(|key| amount_for(*key)).sum();
     let balance = fixture.service.balance(fixture.tenant).await.unwrap();
     assert_eq!(balance.balance, i64::try_from(STARTING_CREDITS - charged).unwrap());
-    assert!(balance.balance >= 0 && balance.available >= 0, "{balance:?}");
+    assert!(balance.balance >= 0, "{balance:?}");
+    assert!(balance.available >= 0, "{balance:?}");
     fixture.assert_ledger_consistent().await;
 
     let keys: i64 =
