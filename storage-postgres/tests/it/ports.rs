@@ -319,7 +319,7 @@ async fn idempotency_key_is_unique_per_account() {
     assert!(matches!(tx.insert_idempotency_record(&record).await.unwrap_err(), StoreError::AlreadyExists { .. }));
     drop(tx);
 
-    // Another tenant may use the same key; its account is created on the way.
+    // Another tenant may use the same key, even one whose account no entry has touched yet.
     let mut tx = store.begin().await.unwrap();
     let other = IdempotencyRecord { tenant_id: TenantId::from_random_bytes([77; 16]), ..record.clone() };
     tx.insert_idempotency_record(&other).await.unwrap();
