@@ -1,0 +1,140 @@
+//! The server's settings, read once at start-up from the command line and
+//! the environment.
+//!
+//! `--port N` wins over `WORKSPACE_PORT`; the default port is 8080. The
+//! server always listens on 127.0.0.1. `Debug` never prints a secret or a
+//! database URL, which can carry a password.
+
+use std::fmt;
+
+/// The port used when neither `--port` nor `WORKSPACE_PORT` is given.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// Why the settings could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{source_name} is {value:?}, which is not a port number; use a number from 0 to 65535")]
+    BadPort { source_name: &'static str, value: String },
+
+    #[error("unknown argument {argument:?}; the only option is --port N")]
+    UnknownArgument { argument: String },
+
+    #[error("WORKSPACE_BASE_URL is {value:?}; it must start with http:// or https://")]
+    BadBaseUrl { value: String },
+}
+
+/// Everything the binary needs to assemble the server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub port: u16,
+    /// Where browsers reach the server; `http://127.0.0.1:{port}` unless
+    /// `WORKSPACE_BASE_URL` says otherwise (behind a proxy, say).
+    pub base_url: Option<String>,
+    /// PostgreSQL when set; the in-memory store otherwise.
+    pub database_url: Option<String>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("port", &self.port)
+            .field("base_url", &self.base_url)
+            .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Reads `args` (without the program name) and the variables `env` returns.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError`] naming the argument or variable that is wrong.
+    pub fn read(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let mut port = match env("WORKSPACE_PORT") {
+            Some(value) => parse_port("WORKSPACE_PORT", &value)?,
+            None => DEFAULT_PORT,
+        };
+        let mut args = args.into_iter();
+        while let Some(argument) = args.next() {
+            match (argument.as_str(), argument.strip_prefix("--port=")) {
+                (_, Some(value)) => port = parse_port("--port", value)?,
+                ("--port", None) => port = parse_port("--port", &args.next().unwrap_or_default())?,
+                _ => return Err(SettingsError::UnknownArgument { argument }),
+            }
+        }
+        let base_url = non_empty(env("WORKSPACE_BASE_URL")).map(|url| url.trim_end_matches('/').to_owned());
+        if let Some(url) = &base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(SettingsError::BadBaseUrl { value: url.clone() });
+            }
+        }
+        Ok(Settings { port, base_url, database_url: non_empty(env("DATABASE_URL")) })
+    }
+
+    /// The settings of this process.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::read`].
+    pub fn from_process() -> Result<Settings, SettingsError> {
+        Settings::read(std::env::args().skip(1), |name| std::env::var(name).ok())
+    }
+}
+
+fn parse_port(source_name: &'static str, value: &str) -> Result<u16, SettingsError> {
+    value.trim().parse().map_err(|_| SettingsError::BadPort { source_name, value: value.to_owned() })
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::read(args.iter().map(|arg| (*arg).to_owned()), |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_to_port_8080_and_memory() {
+        let settings = read(&[], &[]).unwrap();
+
+        assert_eq!(settings.port, DEFAULT_PORT);
+        assert_eq!(settings.database_url, None);
+    }
+
+    #[test]
+    fn flag_wins_over_environment() {
+        assert_eq!(read(&["--port", "9000"], &[("WORKSPACE_PORT", "9100")]).unwrap().port, 9000);
+        assert_eq!(read(&["--port=9001"], &[]).unwrap().port, 9001);
+        assert_eq!(read(&[], &[("WORKSPACE_PORT", "9100")]).unwrap().port, 9100);
+    }
+
+    #[test]
+    fn bad_port_names_its_source() {
+        let error = read(&[], &[("WORKSPACE_PORT", "eighty")]).unwrap_err();
+
+        assert_eq!(error, SettingsError::BadPort { source_name: "WORKSPACE_PORT", value: "eighty".into() });
+    }
+
+    #[test]
+    fn unknown_argument_is_refused() {
+        assert!(matches!(read(&["--verbose"], &[]), Err(SettingsError::UnknownArgument { .. })));
+    }
+
+    #[test]
+    fn debug_hides_the_database_url() {
+        let settings = read(&[], &[("DATABASE_URL", "postgres://user:hunter2@localhost/db")]).unwrap();
+
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}
