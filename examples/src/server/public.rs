@@ -72,11 +72,15 @@ pub async fn start(
     Form(form): Form<StartForm>,
 ) -> Response {
     let texts = lang.texts();
-    let offers = state.offers();
+    let entry = match state.service().public_entry(&token).await {
+        Ok(entry) => entry,
+        Err(error) => return link_failure(lang, false, &error),
+    };
     let provider = match ProviderName::new(form.provider) {
-        Ok(provider) if offers.is_hosted(&provider) || offers.free.as_ref() == Some(&provider) => provider,
+        Ok(provider) if offered(&state, &entry).contains(&&provider) => provider,
         _ => {
-            let error = AppError::bad_request(Format::Html(lang), "that payment method is not offered here");
+            let error =
+                AppError::bad_request(Format::Html(lang), "that payment method is not offered for this invoice");
             return error.into_response();
         }
     };
@@ -218,14 +222,22 @@ fn pay_buttons(state: &AppState, lang: Lang, token: &str, entry: &PublicEntry) -
     form
 }
 
-fn entry_json(state: &AppState, entry: &PublicEntry) -> serde_json::Value {
+/// The providers the public page may start for this entry: the free
+/// provider for a zero total, the hosted pages otherwise.
+fn offered<'a>(state: &'a AppState, entry: &PublicEntry) -> Vec<&'a ProviderName> {
     let offers = state.offers();
-    let providers: Vec<&str> = if entry.status != PublicStatus::Payable {
-        Vec::new()
-    } else if entry.amount.is_zero() {
-        offers.free.iter().map(ProviderName::as_str).collect()
+    if entry.amount.is_zero() {
+        offers.free.iter().collect()
     } else {
-        offers.hosted.iter().map(|offer| offer.provider.as_str()).collect()
+        offers.hosted.iter().map(|offer| &offer.provider).collect()
+    }
+}
+
+fn entry_json(state: &AppState, entry: &PublicEntry) -> serde_json::Value {
+    let providers: Vec<&str> = if entry.status == PublicStatus::Payable {
+        offered(state, entry).into_iter().map(ProviderName::as_str).collect()
+    } else {
+        Vec::new()
     };
     serde_json::json!({
         "amount": entry.amount.amount().to_string(),

@@ -33,12 +33,6 @@ pub struct Offers {
     pub terminal: Option<TerminalOffer>,
 }
 
-impl Offers {
-    pub fn is_hosted(&self, provider: &ProviderName) -> bool {
-        self.hosted.iter().any(|offer| &offer.provider == provider)
-    }
-}
-
 /// Cheap to clone; handlers receive it through axum's `State`.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
