@@ -6,12 +6,12 @@
 //! stores therefore share one set of rules:
 //!
 //! - the amount and currency of a success must match the payment and invoice
-//!   (rule 1), otherwise the event is rejected for staff;
+//!   otherwise the event is rejected for staff;
 //! - state only moves forward: a late "pending" or "expired" is ignored, a
-//!   refund or dispute before its success is parked (rule 3);
+//!   refund or dispute before its success is parked;
 //! - one succeeded payment settles an invoice; a second is an overpayment for
-//!   staff and grants nothing (rule 4);
-//! - credits are granted when the invoice becomes paid here, never earlier (rule 5).
+//!   staff and grants nothing;
+//! - credits are granted when the invoice becomes paid here, never earlier.
 
 use time::OffsetDateTime;
 
@@ -29,14 +29,14 @@ pub struct InvoiceCredits {
     pub reversed: u64,
 }
 
-/// A ledger entry the decision asks the service to append.
+/// A ledger entry for the service to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedEntry {
     pub amount: i64,
     pub kind: EntryKind,
 }
 
-/// What to write for one event.
+/// The writes one event calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Save the changed payment and invoice and append `entries`.
@@ -324,4 +324,223 @@ fn plan_reversal(
         )
     });
     (entries, attention)
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+    use crate::event::PaymentMatch;
+    use crate::ids::{CompanyId, EventId, InvoiceId, PaymentId, ProviderName, TenantId};
+    use crate::invoice::{InvoiceRow, InvoiceStatus};
+    use crate::ledger::OverdraftPolicy;
+    use crate::money::Currency;
+    use crate::payment::Channel;
+    use crate::token::TokenHash;
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn eur(amount: rust_decimal::Decimal) -> Money {
+        Money::new(amount, Currency::EUR).unwrap()
+    }
+
+    fn open_invoice(credits: u64) -> Invoice {
+        let row = InvoiceRow {
+            description: "Credits".into(),
+            quantity: dec!(1),
+            unit_price: eur(dec!(20)),
+            project: None,
+            content: None,
+            credits: Some(credits),
+        };
+        let mut invoice = Invoice::draft(
+            InvoiceId::from_random_bytes([1; 16]),
+            TenantId::from_random_bytes([2; 16]),
+            CompanyId::from_random_bytes([3; 16]),
+            "2026-0001".into(),
+            Currency::EUR,
+            vec![row],
+            at(),
+        )
+        .unwrap();
+        invoice.issue(TokenHash::of("t"), at()).unwrap();
+        invoice
+    }
+
+    fn payment(invoice: &Invoice, byte: u8) -> Payment {
+        Payment::new(
+            PaymentId::from_random_bytes([byte; 16]),
+            invoice.tenant_id,
+            invoice.id,
+            ProviderName::new("p").unwrap(),
+            Channel::HostedPage,
+            eur(dec!(20)),
+            at(),
+        )
+    }
+
+    fn event(kind: EventKind, amount: Option<Money>) -> ProviderEvent {
+        ProviderEvent {
+            provider: ProviderName::new("p").unwrap(),
+            event_id: EventId::new("e").unwrap(),
+            occurred_at: at(),
+            matches: PaymentMatch::default(),
+            kind,
+            amount,
+            provider_type: "test".into(),
+        }
+    }
+
+    fn account(balance: i64) -> AccountSnapshot {
+        AccountSnapshot {
+            tenant_id: TenantId::from_random_bytes([2; 16]),
+            balance,
+            held: 0,
+            policy: OverdraftPolicy::default(),
+        }
+    }
+
+    fn granted(credits: u64) -> InvoiceCredits {
+        InvoiceCredits { granted: credits, reversed: 0 }
+    }
+
+    #[test]
+    fn success_grants_promised_credits() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        let decision = decide(
+            &event(EventKind::Succeeded, Some(eur(dec!(20)))),
+            &mut payment,
+            &mut invoice,
+            &account(0),
+            granted(0),
+            at(),
+        );
+        let Decision::Apply { entries, attention, .. } = decision else { panic!("expected Apply, got {decision:?}") };
+        assert_eq!(
+            entries,
+            vec![PlannedEntry {
+                amount: 100,
+                kind: EntryKind::Grant { invoice_id: invoice.id, payment_id: payment.id }
+            }]
+        );
+        assert_eq!(attention, None);
+        assert_eq!(invoice.status(), InvoiceStatus::Paid);
+    }
+
+    #[test]
+    fn success_without_amount_is_rejected() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        let decision =
+            decide(&event(EventKind::Succeeded, None), &mut payment, &mut invoice, &account(0), granted(0), at());
+        assert!(matches!(decision, Decision::Reject { .. }));
+    }
+
+    #[test]
+    fn success_with_other_amount_is_rejected() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        let decision = decide(
+            &event(EventKind::Succeeded, Some(eur(dec!(19.99)))),
+            &mut payment,
+            &mut invoice,
+            &account(0),
+            granted(0),
+            at(),
+        );
+        assert!(matches!(decision, Decision::Reject { ref reason } if reason.contains("19.99")), "{decision:?}");
+        assert_eq!(invoice.status(), InvoiceStatus::Open);
+    }
+
+    #[test]
+    fn second_success_needs_staff_and_grants_nothing() {
+        let mut invoice = open_invoice(100);
+        let mut first = payment(&invoice, 1);
+        let mut second = payment(&invoice, 2);
+        let paid = event(EventKind::Succeeded, Some(eur(dec!(20))));
+        decide(&paid, &mut first, &mut invoice, &account(0), granted(0), at());
+        let decision = decide(&paid, &mut second, &mut invoice, &account(100), granted(100), at());
+        let Decision::Apply { entries, attention, .. } = decision else { panic!("expected Apply, got {decision:?}") };
+        assert!(entries.is_empty());
+        assert!(attention.is_some_and(|text| text.contains("overpayment")));
+        assert!(second.overpayment);
+    }
+
+    #[test]
+    fn refund_before_success_is_parked() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        let refund = event(EventKind::Refunded { total_refunded: eur(dec!(20)) }, None);
+        let decision = decide(&refund, &mut payment, &mut invoice, &account(0), granted(0), at());
+        assert!(matches!(decision, Decision::Park { .. }));
+    }
+
+    #[test]
+    fn dispute_closed_before_opened_is_parked() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        decide(
+            &event(EventKind::Succeeded, Some(eur(dec!(20)))),
+            &mut payment,
+            &mut invoice,
+            &account(0),
+            granted(0),
+            at(),
+        );
+        let decision =
+            decide(&event(EventKind::DisputeLost, None), &mut payment, &mut invoice, &account(100), granted(100), at());
+        assert!(matches!(decision, Decision::Park { .. }));
+    }
+
+    #[test]
+    fn reversal_is_capped_at_what_is_left() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        decide(
+            &event(EventKind::Succeeded, Some(eur(dec!(20)))),
+            &mut payment,
+            &mut invoice,
+            &account(0),
+            granted(0),
+            at(),
+        );
+        let refund = event(EventKind::Refunded { total_refunded: eur(dec!(20)) }, None);
+        let decision = decide(&refund, &mut payment, &mut invoice, &account(30), granted(100), at());
+        let Decision::Apply { entries, attention, .. } = decision else { panic!("expected Apply, got {decision:?}") };
+        assert_eq!(entries[0].amount, -30);
+        assert!(attention.is_some_and(|text| text.contains("70 of 100")));
+    }
+
+    #[test]
+    fn late_pending_changes_nothing() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        decide(
+            &event(EventKind::Succeeded, Some(eur(dec!(20)))),
+            &mut payment,
+            &mut invoice,
+            &account(0),
+            granted(0),
+            at(),
+        );
+        let decision =
+            decide(&event(EventKind::Pending, None), &mut payment, &mut invoice, &account(100), granted(100), at());
+        assert!(
+            matches!(decision, Decision::NoChange { ref reason } if reason.contains("late pending")),
+            "{decision:?}"
+        );
+    }
+
+    #[test]
+    fn unhandled_type_changes_nothing() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        let ignored = event(EventKind::Ignored { provider_type: "customer.created".into() }, None);
+        let decision = decide(&ignored, &mut payment, &mut invoice, &account(0), granted(0), at());
+        assert!(matches!(decision, Decision::NoChange { .. }));
+    }
 }

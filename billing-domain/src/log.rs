@@ -27,7 +27,7 @@ pub enum LogOutcome {
     Duplicate,
     /// Valid, but nothing to do (a late "pending", an unhandled event type).
     Ignored,
-    /// It failed verification or a check of rule 1 (amount, currency).
+    /// It failed verification, or its amount or currency does not match the payment.
     Rejected,
     /// No payment matches its ids or reference.
     Unmatched,

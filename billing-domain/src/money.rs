@@ -276,7 +276,7 @@ impl fmt::Debug for Money {
     }
 }
 
-/// Why an amount could not be built or combined.
+/// An amount that could not be built or combined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MoneyError {
@@ -403,6 +403,18 @@ mod tests {
             let right = Money::from_minor(b, currency).unwrap();
             prop_assert_eq!(left.checked_add(right).unwrap().to_minor().unwrap(), a + b);
             prop_assert_eq!(left.checked_add(right).unwrap().checked_sub(right).unwrap(), left);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(mantissa in any::<i64>(), scale in 0u32..28, code in "[A-Za-z]{0,4}") {
+            let amount = Decimal::new(mantissa, scale);
+            if let Ok(currency) = Currency::from_code(&code) {
+                if let Ok(money) = Money::new(amount, currency) {
+                    let _ = money.to_minor();
+                    let _ = money.checked_add(money);
+                    let _ = money.checked_mul(amount);
+                }
+            }
         }
 
         #[test]

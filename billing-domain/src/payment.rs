@@ -17,7 +17,7 @@ use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference, TenantId
 use crate::money::{Money, MoneyError};
 use crate::Transition;
 
-/// How the customer pays in this attempt.
+/// The way the customer pays in one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Channel {
@@ -31,7 +31,7 @@ pub enum Channel {
     Manual { method: ManualMethod, reference: String },
 }
 
-/// How money arrived outside a provider.
+/// The way money arrived outside a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ManualMethod {
@@ -48,7 +48,7 @@ impl ManualMethod {
     }
 }
 
-/// Where a payment is in its life.
+/// The state of a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
@@ -143,7 +143,7 @@ pub struct Payment {
     pub invoice_id: InvoiceId,
     pub provider: ProviderName,
     pub channel: Channel,
-    /// What the invoice asked for when the attempt started.
+    /// The invoice total when the attempt started.
     pub amount: Money,
     status: PaymentStatus,
     /// The provider's handle, once the provider has given one.
@@ -304,7 +304,7 @@ impl Payment {
     }
 }
 
-/// Why a payment change was refused.
+/// A rejected payment change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PaymentError {

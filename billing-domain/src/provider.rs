@@ -17,8 +17,9 @@ use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference, TenantId
 use crate::money::Money;
 use crate::payment::{Channel, Payment};
 
-/// What a provider needs to start one payment. It carries opaque ids and the
-/// amount, never row text, names or e-mail (rule 6).
+/// The input a provider needs to start one payment. It carries opaque ids and the
+/// amount, never row text, names or e-mail, because providers show
+/// and store what they receive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartRequest {
     pub tenant_id: TenantId,
@@ -36,7 +37,7 @@ pub struct StartRequest {
     pub requested_at: OffsetDateTime,
 }
 
-/// How a provider answered a start request.
+/// A provider's reply to a start request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartOutcome {
     /// Send the customer's browser to `url`.
@@ -101,7 +102,7 @@ impl fmt::Display for Operation {
     }
 }
 
-/// Why a provider call failed.
+/// A failed provider call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
@@ -142,8 +143,8 @@ impl ProviderError {
 }
 
 /// A payment provider adapter.
-#[async_trait]
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
 pub trait PaymentProvider: Send + Sync {
     /// The name events and payments carry (`stripe`, `maksekeskus`, `free`).
     fn name(&self) -> ProviderName;

@@ -6,7 +6,8 @@
 //! transaction without committing discards all of it. The `load_*` methods
 //! lock what they return until the transaction ends, so concurrent writers to
 //! one invoice or account are serialised. The service always locks in the
-//! order invoice, payment, account, so two transactions never wait on each other.
+//! order invoice, payment, account, so two transactions cannot deadlock on
+//! each other's locks.
 //!
 //! Reads outside a transaction ([`Store`]'s own methods) see committed data only.
 
@@ -26,7 +27,7 @@ use crate::log::{InboxClaim, InboxEntry, InboxState, LogEntry};
 use crate::payment::Payment;
 use crate::token::TokenHash;
 
-/// Why a store operation failed.
+/// A failed store operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -59,7 +60,7 @@ impl StoreError {
     }
 }
 
-/// What inserting a payment found.
+/// The result of inserting a payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentInsert {
     Inserted,
@@ -133,8 +134,8 @@ pub trait StoreTx: Send {
     /// Inserts or replaces a membership.
     async fn upsert_membership(&mut self, membership: &Membership) -> Result<(), StoreError>;
 
-    /// Inserts the event into the inbox, or locks the existing entry and says
-    /// what it found. Concurrent claims of one key wait for each other.
+    /// Inserts the event into the inbox, or locks the existing entry and
+    /// returns its state. Concurrent claims of one key wait for each other.
     async fn claim_event(&mut self, event: &ProviderEvent, now: OffsetDateTime) -> Result<InboxClaim, StoreError>;
     async fn set_inbox_state(
         &mut self,

@@ -3,14 +3,14 @@
 //!
 //! Each event is applied in one store transaction: the inbox claim, the
 //! payment and invoice changes, the ledger entries and the log rows commit
-//! together or not at all (rule 2).
+//! together or not at all.
 
 use serde::Serialize;
 
 use crate::apply::{decide, Decision, InvoiceCredits};
 use crate::event::{EventKey, EventKind, ProviderEvent};
 use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, UserId};
-use crate::ledger::LedgerEntry;
+use crate::ledger::{AccountSnapshot, LedgerEntry, OverdraftPolicy};
 use crate::log::{InboxClaim, InboxState, LogOutcome, LogSource};
 use crate::store::StoreTx;
 
@@ -106,11 +106,12 @@ impl BillingService {
             return Err(BillingError::not_found("payment", payment_id));
         };
         draft.tenant_id = Some(payment.tenant_id);
-        let account = tx.load_account(payment.tenant_id).await?;
-        let credits = if touches_credits(&event.kind) {
-            tx.invoice_credits(invoice_id).await?
+        // Only events that can move credits lock the account, so status-only
+        // events of one tenant do not queue behind each other.
+        let (account, credits) = if touches_credits(&event.kind) {
+            (tx.load_account(payment.tenant_id).await?, tx.invoice_credits(invoice_id).await?)
         } else {
-            InvoiceCredits::default()
+            (AccountSnapshot::empty(payment.tenant_id, OverdraftPolicy::default()), InvoiceCredits::default())
         };
 
         let mut next_payment = payment.clone();

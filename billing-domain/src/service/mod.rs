@@ -8,7 +8,7 @@
 //! Staff-only operations take a [`StaffContext`], which only
 //! [`BillingService::staff_context`] and [`BillingService::create_tenant`]
 //! construct after checking membership; a public or customer caller cannot
-//! compile a call to them (rule 8).
+//! compile a call to them.
 
 mod credits;
 mod events;
@@ -57,6 +57,13 @@ pub trait RandomSource: Send + Sync {
 }
 
 /// Proof that a staff member of one tenant is acting. Only the service builds it.
+///
+/// Its fields are private, so code outside this crate cannot forge one:
+///
+/// ```compile_fail
+/// use billing_domain::{StaffContext, TenantId, UserId};
+/// let forged = StaffContext { tenant_id: TenantId::from_random_bytes([0; 16]), user_id: UserId::from_random_bytes([0; 16]) };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffContext {
     tenant_id: TenantId,
@@ -74,6 +81,15 @@ impl StaffContext {
 }
 
 /// Proof that a member of one customer company is acting. Only the service builds it.
+///
+/// ```compile_fail
+/// use billing_domain::{CompanyId, CustomerContext, TenantId, UserId};
+/// let forged = CustomerContext {
+///     tenant_id: TenantId::from_random_bytes([0; 16]),
+///     user_id: UserId::from_random_bytes([0; 16]),
+///     company_id: CompanyId::from_random_bytes([0; 16]),
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerContext {
     tenant_id: TenantId,
@@ -95,7 +111,7 @@ impl CustomerContext {
     }
 }
 
-/// Why a caller may not do what it asked.
+/// An access check that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {

@@ -26,12 +26,12 @@ pub struct PaymentOptions {
     pub locale: Option<String>,
 }
 
-/// How a started payment continues.
+/// The next step after starting a payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentStart {
     /// Send the browser to `url`; the payment is pending.
     Redirect { payment_id: PaymentId, url: String },
-    /// Settled at once; `events` tells what was applied.
+    /// Settled at once; `events` reports what was applied.
     Completed { payment: Payment, events: Vec<EventReport> },
     /// A card reader is processing it; the result arrives by webhook or fetch.
     TerminalStarted { payment_id: PaymentId, reader: String },
@@ -39,7 +39,7 @@ pub enum PaymentStart {
     AlreadyRecorded { payment: Payment },
 }
 
-/// What a return page may show: statuses only, nothing private.
+/// The statuses a return page may show, and nothing private.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReturnStatus {
     pub payment_id: PaymentId,

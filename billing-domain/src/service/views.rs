@@ -191,7 +191,7 @@ impl BillingService {
     }
 
     /// Opens purchased content. Only an invoice of the customer's company that
-    /// the store records as paid (and not fully refunded) unlocks it (rule 5).
+    /// the store records as paid (and not fully refunded) unlocks it, never a redirect.
     ///
     /// # Errors
     ///

@@ -6,7 +6,7 @@
 //! cases into one `#[tokio::test]` each, so the in-memory store and the
 //! PostgreSQL store run the very same code:
 //!
-//! ```ignore
+//! ```text
 //! billing_domain::behaviour_suite!(|| async { std::sync::Arc::new(MemoryStore::new()) as Arc<dyn Store> });
 //! ```
 
