@@ -25,6 +25,7 @@ pub mod settings;
 mod signin;
 mod staff_api;
 mod staff_pages;
+pub mod standin;
 mod state;
 mod webhooks;
 mod workspace;

@@ -130,7 +130,7 @@ pub fn invoice_details(lang: Lang, view: &InvoiceView) -> Markup {
         escape(texts.quantity),
         escape(texts.unit_price),
         escape(texts.line_total),
-        escape(texts.project),
+        escape(texts.row_details),
     ));
     for row in &view.rows {
         let mut extra = Markup::default();
