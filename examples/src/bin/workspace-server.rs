@@ -49,14 +49,7 @@ async fn main() -> ExitCode {
     };
     print_banner(&launched);
 
-    let shutdown = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C; stop the server with a signal");
-            std::future::pending::<()>().await;
-        }
-        tracing::info!("Ctrl-C received; stopping");
-    };
-    match launched.app.serve(listener, shutdown).await {
+    match launched.app.serve(listener, stop_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("workspace-server: {error}");
@@ -85,4 +78,32 @@ fn print_banner(launched: &Launched) {
     println!("Staff dashboard: {base}/staff   Customer workspace: {base}/workspace");
     println!("Press Ctrl-C to stop.");
     println!();
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+async fn stop_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("Ctrl-C received; stopping"),
+        () = terminate => tracing::info!("SIGTERM received; stopping"),
+    }
 }

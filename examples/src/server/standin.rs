@@ -229,8 +229,8 @@ async fn finish(State(state): State<StandInState>, Path(reference): Path<String>
         }
         Ok(response) => {
             let status = response.status();
-            tracing::error!(%provider, status = status.as_u16(), "the workspace server refused the stand-in's webhook");
-            let text = format!("The workspace server answered {status} to the signed webhook; see its log.");
+            tracing::error!(%provider, status = status.as_u16(), "the workspace server rejected the stand-in's webhook");
+            let text = format!("The workspace server returned {status} for the signed webhook; see its log.");
             return (StatusCode::BAD_GATEWAY, text).into_response();
         }
         Err(error) => {
