@@ -375,9 +375,10 @@ async fn request_log_names_routes_and_ids_but_no_secret() {
     assert!(log.contains("workspace server stopped"), "{log}");
 }
 
-/// Runs the binary as the README tells a new user to, on a free port.
+/// Runs the binary as the README tells a new user to, on a free port, and
+/// pays the demo invoice through the Maksekeskus stand-in.
 #[tokio::test]
-async fn server_binary_prints_a_working_public_link() {
+async fn server_binary_pays_through_stand_in() {
     use tokio::io::AsyncBufReadExt;
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_workspace-server"))
@@ -404,15 +405,27 @@ async fn server_binary_prints_a_working_public_link() {
     let staff_token =
         banner.lines().find(|line| line.contains("Sam (staff)")).unwrap().split_whitespace().last().unwrap();
     let base = public_url.split("/pay/").next().unwrap();
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
     let public = client.get(&public_url).send().await.unwrap();
     let staff = client.get(format!("{base}/staff")).bearer_auth(staff_token).send().await.unwrap();
+    let started = client.post(&public_url).form(&[("provider", "maksekeskus")]).send().await.unwrap();
+    let checkout_url = location(&started);
+    let checkout = client.get(&checkout_url).send().await.unwrap().text().await.unwrap();
+    let paid = client.post(format!("{checkout_url}/pay")).send().await.unwrap();
+    let returned = client.get(location(&paid)).send().await.unwrap().text().await.unwrap();
+    let gone = client.get(&public_url).send().await.unwrap();
 
     assert!(banner.contains("Demo invoice 2026-0012"), "{banner}");
     assert!(banner.contains("Casey (customer)"), "{banner}");
+    assert!(banner.contains("Maksekeskus: LOCAL STAND-IN"), "{banner}");
     assert_eq!(public.status(), StatusCode::OK);
     assert!(public.text().await.unwrap().contains("EUR 49.90"));
     assert_eq!(staff.status(), StatusCode::OK);
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    assert!(checkout.contains("Local stand-in for Maksekeskus"), "{checkout}");
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    assert!(returned.contains("Paid. Thank you!"), "{returned}");
+    assert_eq!(gone.status(), StatusCode::GONE);
     child.kill().await.unwrap();
 }

@@ -21,6 +21,33 @@ pub enum SettingsError {
 
     #[error("WORKSPACE_BASE_URL is {value:?}; it must start with http:// or https://")]
     BadBaseUrl { value: String },
+
+    #[error(
+        "{present} is set but {missing} is not; set both to use a real account, or neither for the local stand-in"
+    )]
+    Incomplete { present: &'static str, missing: &'static str },
+}
+
+/// A Maksekeskus shop. Without one the server runs a local stand-in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaksekeskusSettings {
+    /// `MAKSEKESKUS_SHOP_ID`.
+    pub shop_id: String,
+    /// `MAKSEKESKUS_SECRET_KEY`: the API password and the MAC key.
+    pub secret_key: String,
+    /// `MAKSEKESKUS_API_BASE`: `test` (the default), `live`, or a base URL
+    /// such as a local fake's `http://127.0.0.1:PORT`.
+    pub api_base: Option<String>,
+}
+
+impl fmt::Debug for MaksekeskusSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaksekeskusSettings")
+            .field("shop_id", &self.shop_id)
+            .field("secret_key", &"(redacted)")
+            .field("api_base", &self.api_base)
+            .finish()
+    }
 }
 
 /// Everything the binary needs to assemble the server.
@@ -32,6 +59,7 @@ pub struct Settings {
     pub base_url: Option<String>,
     /// PostgreSQL when set; the in-memory store otherwise.
     pub database_url: Option<String>,
+    pub maksekeskus: Option<MaksekeskusSettings>,
 }
 
 impl fmt::Debug for Settings {
@@ -40,6 +68,7 @@ impl fmt::Debug for Settings {
             .field("port", &self.port)
             .field("base_url", &self.base_url)
             .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .field("maksekeskus", &self.maksekeskus)
             .finish()
     }
 }
@@ -72,7 +101,10 @@ impl Settings {
                 return Err(SettingsError::BadBaseUrl { value: url.clone() });
             }
         }
-        Ok(Settings { port, base_url, database_url: non_empty(env("DATABASE_URL")) })
+        let maksekeskus = pair(&env, "MAKSEKESKUS_SHOP_ID", "MAKSEKESKUS_SECRET_KEY")?.map(|(shop_id, secret_key)| {
+            MaksekeskusSettings { shop_id, secret_key, api_base: non_empty(env("MAKSEKESKUS_API_BASE")) }
+        });
+        Ok(Settings { port, base_url, database_url: non_empty(env("DATABASE_URL")), maksekeskus })
     }
 
     /// The settings of this process.
@@ -87,6 +119,20 @@ impl Settings {
 
 fn parse_port(source_name: &'static str, value: &str) -> Result<u16, SettingsError> {
     value.trim().parse().map_err(|_| SettingsError::BadPort { source_name, value: value.to_owned() })
+}
+
+/// Both variables, neither, or an error naming the missing one.
+fn pair(
+    env: &impl Fn(&str) -> Option<String>,
+    first: &'static str,
+    second: &'static str,
+) -> Result<Option<(String, String)>, SettingsError> {
+    match (non_empty(env(first)), non_empty(env(second))) {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(SettingsError::Incomplete { present: first, missing: second }),
+        (None, Some(_)) => Err(SettingsError::Incomplete { present: second, missing: first }),
+    }
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -129,6 +175,26 @@ mod tests {
     #[test]
     fn unknown_argument_is_refused() {
         assert!(matches!(read(&["--verbose"], &[]), Err(SettingsError::UnknownArgument { .. })));
+    }
+
+    #[test]
+    fn maksekeskus_needs_shop_and_key_together() {
+        let shop_only = read(&[], &[("MAKSEKESKUS_SHOP_ID", "shop")]).unwrap_err();
+        let both = read(&[], &[("MAKSEKESKUS_SHOP_ID", "shop"), ("MAKSEKESKUS_SECRET_KEY", "key")]).unwrap();
+
+        assert_eq!(
+            shop_only,
+            SettingsError::Incomplete { present: "MAKSEKESKUS_SHOP_ID", missing: "MAKSEKESKUS_SECRET_KEY" }
+        );
+        assert_eq!(both.maksekeskus.unwrap().shop_id, "shop");
+        assert_eq!(read(&[], &[]).unwrap().maksekeskus, None);
+    }
+
+    #[test]
+    fn debug_hides_the_maksekeskus_key() {
+        let settings = read(&[], &[("MAKSEKESKUS_SHOP_ID", "shop"), ("MAKSEKESKUS_SECRET_KEY", "hunter2")]).unwrap();
+
+        assert!(!format!("{settings:?}").contains("hunter2"));
     }
 
     #[test]

@@ -19,11 +19,10 @@ use billing_domain::store::{LogFilter, Store, StoreError, StoreTx};
 use billing_domain::testing::{ManualClock, ScriptedProvider, SeededRandom};
 use billing_domain::token::TokenHash;
 use billing_domain::{
-    BillingService, CompanyId, ContentId, EventKind, InvoiceId, Money, Payment, PaymentId, PaymentProvider, ProjectId,
-    ProviderName, ProviderReference, TenantId, UserId,
+    CompanyId, ContentId, EventKind, InvoiceId, Money, Payment, PaymentId, ProjectId, ProviderName, ProviderReference,
+    TenantId, UserId,
 };
-use billing_examples::server::standin::{HostedStandIn, StandInError, StandInOutcome, StandInRedirect};
-use billing_examples::server::{seed_demo, App, DemoSeed, Lang, RunningServer, ServerBuilder};
+use billing_examples::server::{seed_demo, App, DemoSeed, RunningServer, ServerBuilder};
 use billing_examples::OsRandom;
 use provider_free::{FreeProvider, ManualProvider};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -68,25 +67,16 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
-        Harness::start_with(None).await
-    }
-
-    /// With `page_base`, the scripted provider's hosted page is a stand-in served there.
-    pub async fn start_with(page_base: Option<String>) -> Harness {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
         let store = Arc::new(FailingStore::default());
         let scripted = Arc::new(ScriptedProvider::new(SCRIPTED, SCRIPTED_SECRET).unwrap());
-        let hosted: Arc<dyn PaymentProvider> = match page_base {
-            Some(page_base) => Arc::new(StandInRedirect::new(scripted.clone(), page_base)),
-            None => scripted.clone(),
-        };
 
         let app = ServerBuilder::new(store.clone(), base.clone())
             .clock(clock.clone())
             .random(Arc::new(SeededRandom::new(42)))
-            .hosted_page(hosted, "card (scripted)")
+            .hosted_page(scripted.clone(), "card (scripted)")
             .free(Arc::new(FreeProvider))
             .manual(Arc::new(ManualProvider))
             .terminal(ProviderName::new(SCRIPTED).unwrap(), vec![READER.to_owned()])
@@ -189,51 +179,6 @@ impl Harness {
 
     pub fn scripted_reference(payment_id: PaymentId) -> ProviderReference {
         ScriptedProvider::reference_for(payment_id).unwrap()
-    }
-}
-
-/// The stand-in half for the scripted provider: signed scripted events.
-pub struct ScriptedStandIn {
-    pub scripted: Arc<ScriptedProvider>,
-    pub service: BillingService,
-}
-
-impl ScriptedStandIn {
-    async fn payment(&self, reference: &str) -> Result<Payment, StandInError> {
-        let unknown = || StandInError::UnknownReference { reference: reference.to_owned() };
-        let reference = ProviderReference::new(reference).map_err(|_| unknown())?;
-        let provider = ProviderName::new(SCRIPTED).unwrap();
-        self.service.store().payment_by_reference(&provider, &reference).await.ok().flatten().ok_or_else(unknown)
-    }
-}
-
-#[async_trait]
-impl HostedStandIn for ScriptedStandIn {
-    fn provider(&self) -> ProviderName {
-        ProviderName::new(SCRIPTED).unwrap()
-    }
-
-    fn title(&self) -> &str {
-        "Scripted"
-    }
-
-    async fn amount(&self, reference: &str) -> Result<String, StandInError> {
-        Ok(Lang::En.money(&self.payment(reference).await?.amount))
-    }
-
-    async fn webhook(
-        &self,
-        reference: &str,
-        outcome: StandInOutcome,
-    ) -> Result<billing_domain::WebhookRequest, StandInError> {
-        let payment = self.payment(reference).await?;
-        let (kind, amount) = match outcome {
-            StandInOutcome::Paid => (EventKind::Succeeded, Some(payment.amount)),
-            StandInOutcome::Canceled => (EventKind::Canceled, None),
-        };
-        let event_id = format!("standin:{reference}:{outcome:?}");
-        let event = self.scripted.event(&event_id, &payment, kind, amount).unwrap();
-        self.scripted.signed_webhook(&event).map_err(|error| StandInError::Webhook { reason: error.to_string() })
     }
 }
 

@@ -15,6 +15,8 @@
 //! stand-in page. This module must never be wired when real provider keys
 //! are configured.
 
+pub mod maksekeskus;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
