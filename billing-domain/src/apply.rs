@@ -282,6 +282,13 @@ fn decide_dispute_closed(
         return Decision::Reject { reason: error.to_string() };
     }
     if won {
+        // A won dispute returns the invoice to where it stood before, so money
+        // refunded ahead of the dispute keeps it partially refunded.
+        if !payment.refunded().is_zero() {
+            if let Err(error) = invoice.record_refund(false) {
+                return Decision::Reject { reason: error.to_string() };
+            }
+        }
         return Decision::Apply { summary, entries: Vec::new(), attention: None };
     }
     let (entries, attention) = plan_reversal(payment, invoice, account, credits, ReversalReason::DisputeLost);

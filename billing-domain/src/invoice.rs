@@ -177,7 +177,8 @@ impl Invoice {
     ///
     /// [`InvoiceError::Row`] when a row's currency differs from the invoice's,
     /// its quantity is not positive, or its total does not fit the minor unit;
-    /// [`InvoiceError::NegativeTotal`] when the rows sum below zero.
+    /// [`InvoiceError::NegativeTotal`] when the rows sum below zero;
+    /// [`InvoiceError::CreditsTooLarge`] when the rows promise more credits than the ledger holds.
     pub fn draft(
         id: InvoiceId,
         tenant_id: TenantId,
@@ -205,7 +206,7 @@ impl Invoice {
             voided_at: None,
             version: 0,
         };
-        invoice.total()?;
+        invoice.check_rows()?;
         Ok(invoice)
     }
 
@@ -255,6 +256,18 @@ impl Invoice {
         Ok(total)
     }
 
+    /// Checks what [`Invoice::total`] checks, and that the credits the rows
+    /// promise fit the ledger, whose balance is a signed 64-bit count.
+    fn check_rows(&self) -> Result<(), InvoiceError> {
+        self.total()?;
+        let promised: u128 = self.rows.iter().filter_map(|row| row.credits).map(u128::from).sum();
+        let max = i64::MAX.unsigned_abs();
+        if promised > u128::from(max) {
+            return Err(InvoiceError::CreditsTooLarge { promised, max });
+        }
+        Ok(())
+    }
+
     /// Credits the rows promise once the invoice is paid.
     pub fn credits_promised(&self) -> u64 {
         self.rows.iter().filter_map(|row| row.credits).fold(0u64, u64::saturating_add)
@@ -264,12 +277,12 @@ impl Invoice {
     ///
     /// # Errors
     ///
-    /// [`InvoiceError::InvalidTransition`] unless the invoice is a draft, and the
-    /// row errors of [`Invoice::total`].
+    /// [`InvoiceError::InvalidTransition`] unless the invoice is a draft, the
+    /// row errors of [`Invoice::total`] and [`InvoiceError::CreditsTooLarge`].
     pub fn replace_rows(&mut self, rows: Vec<InvoiceRow>) -> Result<(), InvoiceError> {
         self.require(InvoiceChange::EditRows, &[InvoiceStatus::Draft])?;
         let previous = std::mem::replace(&mut self.rows, rows);
-        if let Err(error) = self.total() {
+        if let Err(error) = self.check_rows() {
             self.rows = previous;
             return Err(error);
         }
@@ -421,6 +434,9 @@ pub enum InvoiceError {
 
     #[error("invoice total {total} is negative; add rows until the total is zero or more")]
     NegativeTotal { total: Money },
+
+    #[error("invoice rows promise {promised} credits, above the ledger's maximum of {max}; lower the credit rows")]
+    CreditsTooLarge { promised: u128, max: u64 },
 }
 
 #[cfg(test)]
@@ -493,6 +509,20 @@ mod tests {
         let error = invoice.replace_rows(vec![bad]).unwrap_err();
         assert!(matches!(error, InvoiceError::Row { reason: RowProblem::QuantityNotPositive(_), .. }));
         assert!(invoice.rows().is_empty());
+    }
+
+    #[test]
+    fn credits_beyond_ledger_are_rejected() {
+        let mut invoice = draft(vec![row(dec!(1), Some(7))]);
+        let half = i64::MAX.unsigned_abs() / 2 + 1;
+
+        let error = invoice.replace_rows(vec![row(dec!(1), Some(half)), row(dec!(1), Some(half))]).unwrap_err();
+
+        assert_eq!(
+            error,
+            InvoiceError::CreditsTooLarge { promised: u128::from(half) * 2, max: i64::MAX.unsigned_abs() }
+        );
+        assert_eq!(invoice.credits_promised(), 7, "the old rows stay");
     }
 
     #[test]

@@ -114,7 +114,9 @@ impl Fingerprint {
 
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({})", &self.0[..self.0.len().min(12)])
+        // A stored value may hold any text, so cut at a character boundary.
+        let end = self.0.char_indices().nth(12).map_or(self.0.len(), |(index, _)| index);
+        write!(f, "Fingerprint({})", &self.0[..end])
     }
 }
 
@@ -500,6 +502,14 @@ mod tests {
         assert_eq!(reversal_due(100, 100, 2000, 2000), 0);
         assert_eq!(reversal_due(0, 0, 2000, 2000), 0);
         assert_eq!(reversal_due(100, 0, 5000, 2000), 100);
+    }
+
+    #[test]
+    fn fingerprint_debug_of_stored_text_is_cut() {
+        let stored = Fingerprint::from_stored("aéééééééééééééé".into());
+
+        assert_eq!(format!("{stored:?}"), "Fingerprint(aééééééééééé)");
+        assert_eq!(format!("{:?}", Fingerprint::from_stored("ab".into())), "Fingerprint(ab)");
     }
 
     #[test]

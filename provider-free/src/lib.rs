@@ -4,8 +4,8 @@
 //! Both complete through the same provider-event path as Stripe and
 //! Maksekeskus, so the invoice, payment, credits and log look the same
 //! whichever way an invoice was settled. Event ids derive from the invoice
-//! (free) or from the receipt or transfer reference (manual), so completing
-//! twice is a duplicate, never a second credit grant.
+//! (free) or from the invoice and its receipt or transfer reference (manual),
+//! so completing twice is a duplicate, never a second credit grant.
 //!
 //! Neither provider receives webhooks. Recording a manual payment is
 //! staff-only because [`BillingService::record_manual_payment`] takes a
@@ -69,6 +69,9 @@ impl PaymentProvider for FreeProvider {
     }
 
     async fn fetch_payment(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
+        if payment.channel != Channel::Free {
+            return Err(ProviderError::Unsupported { provider: self.name(), operation: Operation::Fetch });
+        }
         restate_completion(&self.name(), payment)
     }
 }
@@ -90,7 +93,7 @@ impl PaymentProvider for ManualProvider {
                 reason: "a manual payment needs its receipt number or bank transfer reference".into(),
             });
         }
-        let reference = reference(&name, format!("{}:{receipt}", method.as_str()))?;
+        let reference = reference(&name, format!("{}:{}:{receipt}", method.as_str(), request.invoice_id))?;
         let event = completion(&name, request.requested_at, request, &reference)?;
         tracing::info!(invoice_id = %request.invoice_id, payment_id = %request.payment_id, method = method.as_str(), "manual payment recorded");
         Ok(StartOutcome::Completed { reference, events: vec![event] })
@@ -105,6 +108,9 @@ impl PaymentProvider for ManualProvider {
     }
 
     async fn fetch_payment(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
+        if !matches!(payment.channel, Channel::Manual { .. }) {
+            return Err(ProviderError::Unsupported { provider: self.name(), operation: Operation::Fetch });
+        }
         restate_completion(&self.name(), payment)
     }
 }
@@ -133,7 +139,9 @@ fn completion(
 
 /// A free or manual payment that exists was completed when it was recorded;
 /// fetching restates that completion under the same event id, which the
-/// inbox recognises as a duplicate.
+/// inbox recognises as a duplicate. Callers first check that the payment is
+/// of the provider's own channel: `start_payment` refused any other, so there
+/// is no completion to restate.
 fn restate_completion(name: &ProviderName, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
     let Some(reference) = &payment.reference else {
         return Err(ProviderError::MissingReference { payment: payment.id });
@@ -154,8 +162,11 @@ fn restate_completion(name: &ProviderName, payment: &Payment) -> Result<Vec<Prov
     }])
 }
 
+/// The inbox id of a completion. Each reference completes once and these
+/// providers report nothing else, so the reference itself is the id; any
+/// prefix could push a reference that fits past the event id limit.
 fn event_id(name: &ProviderName, reference: &ProviderReference) -> Result<EventId, ProviderError> {
-    EventId::new(format!("completed:{reference}"))
+    EventId::new(reference.as_str())
         .map_err(|error| ProviderError::InvalidRequest { provider: name.clone(), reason: error.to_string() })
 }
 

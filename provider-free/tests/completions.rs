@@ -13,7 +13,7 @@ use billing_domain::service::{IssuedInvoice, NewInvoice, PaymentOptions, Payment
 use billing_domain::testing::{ManualClock, SeededRandom};
 use billing_domain::{
     BillingError, BillingService, Channel, Currency, InvoiceRow, InvoiceStatus, ManualMethod, Money, PaymentProvider,
-    PaymentStatus, ProviderError, ProviderName, StaffContext, StartRequest, UserId, WebhookRequest,
+    PaymentStatus, ProviderError, ProviderName, ProviderReference, StaffContext, StartRequest, UserId, WebhookRequest,
 };
 use provider_free::{FreeProvider, ManualProvider, FREE, MANUAL};
 use rust_decimal::Decimal;
@@ -33,7 +33,13 @@ async fn setup() -> Setup {
     )
     .with_provider(Arc::new(FreeProvider))
     .with_provider(Arc::new(ManualProvider));
-    let owner = UserId::from_random_bytes([1; 16]);
+    setup_tenant(&service, 1).await
+}
+
+/// Adds a tenant whose owner is user `owner_byte`, with one customer company.
+async fn setup_tenant(service: &BillingService, owner_byte: u8) -> Setup {
+    let service = service.clone();
+    let owner = UserId::from_random_bytes([owner_byte; 16]);
     let (_, staff) = service.create_tenant("Tenant", owner, "Owner", OverdraftPolicy::default()).await.unwrap();
     let company = service.add_company(&staff, "Customer").await.unwrap();
     service
@@ -145,11 +151,34 @@ async fn manual_transfer_completes_once_per_reference() {
     let PaymentStart::Completed { payment, .. } = first else { panic!("expected completion, got {first:?}") };
     let PaymentStart::AlreadyRecorded { payment: replayed } = second else { panic!("expected replay, got {second:?}") };
     assert_eq!(payment.id, replayed.id);
-    assert_eq!(payment.reference.as_ref().map(|reference| reference.as_str()), Some("bank_transfer:RF97 1234"));
+    let expected = format!("bank_transfer:{}:RF97 1234", issued.invoice.id);
+    assert_eq!(payment.reference.as_ref().map(|reference| reference.as_str()), Some(expected.as_str()));
     assert_eq!(setup.service.balance(setup.staff.tenant_id()).await.unwrap().balance, 500);
     let view = setup.service.staff_invoice(&setup.staff, issued.invoice.id).await.unwrap();
     assert_eq!(view.invoice.status, InvoiceStatus::Paid);
     assert!(view.log.iter().any(|entry| entry.actor == Some(setup.staff.user_id())));
+}
+
+#[tokio::test]
+async fn same_receipt_in_two_tenants_completes_both() {
+    let first = setup().await;
+    let second = setup_tenant(&first.service, 7).await;
+    let ours = issue(&first, "10.00", 5).await;
+    let theirs = issue(&second, "12.00", 8).await;
+    let manual = name(MANUAL);
+
+    for (setup, issued) in [(&first, &ours), (&second, &theirs)] {
+        let start = setup
+            .service
+            .record_manual_payment(&setup.staff, issued.invoice.id, &manual, ManualMethod::Cash, "till-1")
+            .await
+            .unwrap();
+        let PaymentStart::Completed { payment, .. } = start else { panic!("expected completion, got {start:?}") };
+        assert_eq!(payment.invoice_id, issued.invoice.id);
+    }
+
+    assert_eq!(first.service.balance(first.staff.tenant_id()).await.unwrap().balance, 5);
+    assert_eq!(second.service.balance(second.staff.tenant_id()).await.unwrap().balance, 8);
 }
 
 #[tokio::test]
@@ -211,7 +240,45 @@ async fn manual_completion_event_id_derives_from_reference() {
     let outcome = ManualProvider.start_payment(&cash).await.unwrap();
 
     let billing_domain::StartOutcome::Completed { reference, events } = outcome else { panic!("expected completion") };
-    assert_eq!(reference.as_str(), "cash:till-9");
-    assert_eq!(events[0].event_id.as_str(), "completed:cash:till-9");
+    assert_eq!(reference.as_str(), format!("cash:{}:till-9", cash.invoice_id));
+    assert_eq!(events[0].event_id.as_str(), format!("cash:{}:till-9", cash.invoice_id));
     assert_eq!(events[0].amount, Some(cash.amount));
+}
+
+#[tokio::test]
+async fn fetch_never_restates_a_refused_start() {
+    let setup = setup().await;
+    let issued = issue(&setup, "10.00", 5).await;
+    let error = setup
+        .service
+        .record_manual_payment(&setup.staff, issued.invoice.id, &name(FREE), ManualMethod::Cash, "till-3")
+        .await
+        .unwrap_err();
+    let BillingError::StartFailed { payment, .. } = error else { panic!("expected StartFailed, got {error:?}") };
+
+    let report = setup.service.reconcile_payment(&setup.staff, payment).await.unwrap();
+
+    assert_eq!(report.payment.status(), PaymentStatus::Failed);
+    assert!(report.fetch_error.is_some(), "{report:?}");
+    let view = setup.service.staff_invoice(&setup.staff, issued.invoice.id).await.unwrap();
+    assert_eq!(view.invoice.status, InvoiceStatus::Open);
+    assert_eq!(setup.service.balance(setup.staff.tenant_id()).await.unwrap().balance, 0);
+}
+
+#[tokio::test]
+async fn longest_receipt_still_completes() {
+    let setup = setup().await;
+    let issued = issue(&setup, "10.00", 5).await;
+    let prefix = format!("cash:{}:", issued.invoice.id);
+    let receipt = "r".repeat(ProviderReference::MAX_LEN - prefix.len());
+
+    let start = setup
+        .service
+        .record_manual_payment(&setup.staff, issued.invoice.id, &name(MANUAL), ManualMethod::Cash, &receipt)
+        .await
+        .unwrap();
+
+    let PaymentStart::Completed { payment, .. } = start else { panic!("expected completion, got {start:?}") };
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    assert_eq!(setup.service.balance(setup.staff.tenant_id()).await.unwrap().balance, 5);
 }

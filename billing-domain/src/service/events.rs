@@ -12,6 +12,7 @@ use crate::event::{EventKey, EventKind, ProviderEvent};
 use crate::ids::{InvoiceId, LedgerEntryId, PaymentId, UserId};
 use crate::ledger::{AccountSnapshot, LedgerEntry, OverdraftPolicy};
 use crate::log::{InboxClaim, InboxState, LogOutcome, LogSource};
+use crate::payment::Payment;
 use crate::store::StoreTx;
 
 use super::{BillingError, BillingService, LogDraft};
@@ -94,9 +95,15 @@ impl BillingService {
             Ok(located) => located,
             Err((outcome, reason)) => return self.finish(tx, &key, &draft, outcome, reason, true).await,
         };
-        let (payment_id, invoice_id) = located;
+        let (payment_id, invoice_id) = (located.id, located.invoice_id);
         draft.payment_id = Some(payment_id);
         draft.invoice_id = Some(invoice_id);
+        if let Err(reason) = check_claims(event, &located) {
+            // The row names a payment on record, so it goes to that payment's
+            // tenant: its staff must see it and no other tenant may.
+            draft.tenant_id = Some(located.tenant_id);
+            return self.finish(tx, &key, &draft, LogOutcome::Rejected, reason, true).await;
+        }
 
         // Lock order: invoice, payment, account.
         let Some(invoice) = tx.load_invoice(invoice_id).await? else {
@@ -182,24 +189,13 @@ impl BillingService {
         &self,
         tx: &mut dyn StoreTx,
         event: &ProviderEvent,
-    ) -> Result<Result<(PaymentId, InvoiceId), (LogOutcome, String)>, BillingError> {
+    ) -> Result<Result<Payment, (LogOutcome, String)>, BillingError> {
         let matches = &event.matches;
         if let Some(payment_id) = matches.payment_id {
             let Some(payment) = tx.peek_payment(payment_id).await? else {
                 return Ok(Err((LogOutcome::Unmatched, format!("no payment {payment_id} on record"))));
             };
-            if payment.provider != event.provider {
-                return Ok(Err((
-                    LogOutcome::Rejected,
-                    format!("payment {payment_id} belongs to provider {}", payment.provider),
-                )));
-            }
-            let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
-            let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
-            if tenant_differs || invoice_differs {
-                return Ok(Err((LogOutcome::Rejected, format!("metadata ids disagree with payment {payment_id}"))));
-            }
-            return Ok(Ok((payment.id, payment.invoice_id)));
+            return Ok(Ok(payment));
         }
         let Some(reference) = &matches.reference else {
             return Ok(Err((
@@ -211,10 +207,26 @@ impl BillingService {
             return Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}"))));
         };
         match tx.peek_payment(payment_id).await? {
-            Some(payment) => Ok(Ok((payment.id, payment.invoice_id))),
+            Some(payment) => Ok(Ok(payment)),
             None => Ok(Err((LogOutcome::Unmatched, format!("no payment with reference {reference}")))),
         }
     }
+}
+
+/// Checks the event's claims against the payment it matched: the provider must
+/// be the payment's, and tenant or invoice ids in the metadata must not name
+/// another one, because metadata ids win over the reference.
+fn check_claims(event: &ProviderEvent, payment: &Payment) -> Result<(), String> {
+    if payment.provider != event.provider {
+        return Err(format!("payment {} belongs to provider {}", payment.id, payment.provider));
+    }
+    let matches = &event.matches;
+    let tenant_differs = matches.tenant_id.is_some_and(|tenant| tenant != payment.tenant_id);
+    let invoice_differs = matches.invoice_id.is_some_and(|invoice| invoice != payment.invoice_id);
+    if tenant_differs || invoice_differs {
+        return Err(format!("metadata ids disagree with payment {}", payment.id));
+    }
+    Ok(())
 }
 
 fn touches_credits(kind: &EventKind) -> bool {

@@ -1,11 +1,14 @@
 //! Tenants, directory records and the invoice life cycle up to payment.
 
+use time::OffsetDateTime;
+
 use crate::directory::{Company, Content, Membership, Project, Role, Tenant};
 use crate::ids::{CompanyId, ContentId, InvoiceId, ProjectId, TenantId, UserId};
 use crate::invoice::{InternalNote, Invoice, InvoiceRow, Receipt};
 use crate::ledger::OverdraftPolicy;
 use crate::log::{LogOutcome, LogSource};
 use crate::money::Currency;
+use crate::store::StoreTx;
 use crate::token::{PublicToken, TOKEN_BYTES};
 
 use super::{BillingError, BillingService, LogDraft, StaffContext};
@@ -228,25 +231,22 @@ impl BillingService {
     /// # Errors
     ///
     /// [`BillingError::Invoice`] once the invoice has been paid;
-    /// [`BillingError::PaymentInProgress`] while an attempt may still succeed.
-    pub async fn void_invoice(
-        &self,
-        staff: &StaffContext,
-        invoice_id: InvoiceId,
-    ) -> Result<crate::invoice::Invoice, BillingError> {
-        let in_flight = self
-            .store
-            .payments_for_invoice(invoice_id)
-            .await?
-            .into_iter()
-            .find(|payment| payment.status().is_in_flight() && payment.reference.is_some());
-        if let Some(payment) = in_flight {
-            return Err(BillingError::PaymentInProgress { invoice: invoice_id, payment: payment.id });
-        }
-        let now = self.clock.now();
-        self.update_invoice(staff, invoice_id, "invoice voided", |invoice| {
+    /// [`BillingError::PaymentInProgress`] while an attempt may still succeed;
+    /// [`BillingError::NotFound`] for an invoice of another tenant.
+    pub async fn void_invoice(&self, staff: &StaffContext, invoice_id: InvoiceId) -> Result<Invoice, BillingError> {
+        self.with_retries(|| async {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            let mut invoice = load_staff_invoice(tx.as_mut(), staff, invoice_id).await?;
+
+            // Checked under the invoice lock, which starting a payment takes
+            // too, so no attempt can begin between this check and the void.
+            let payments = tx.payments_for_invoice(invoice_id).await?;
+            if let Some(payment) = payments.iter().find(|payment| payment.status().is_in_flight()) {
+                return Err(BillingError::PaymentInProgress { invoice: invoice_id, payment: payment.id });
+            }
             invoice.void(now)?;
-            Ok(())
+            self.save_staff_change(tx, staff, invoice, "invoice voided", now).await
         })
         .await
     }
@@ -314,27 +314,34 @@ impl BillingService {
         self.with_retries(|| async {
             let now = self.clock.now();
             let mut tx = self.store.begin().await?;
-            let Some(mut invoice) = tx.load_invoice(invoice_id).await? else {
-                return Err(BillingError::not_found("invoice", invoice_id));
-            };
-            if invoice.tenant_id != staff.tenant_id {
-                return Err(BillingError::not_found("invoice", invoice_id));
-            }
+            let mut invoice = load_staff_invoice(tx.as_mut(), staff, invoice_id).await?;
             change(&mut invoice)?;
-            tx.save_invoice(&invoice).await?;
-
-            let mut draft = LogDraft::new(LogSource::Staff);
-            draft.tenant_id = Some(invoice.tenant_id);
-            draft.invoice_id = Some(invoice.id);
-            draft.actor = Some(staff.user_id);
-            tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Applied, what.to_owned(), false, now)).await?;
-            tx.commit().await?;
-
-            tracing::info!(tenant_id = %invoice.tenant_id, invoice_id = %invoice.id, action = what, "invoice updated");
-            invoice.version += 1;
-            Ok(invoice)
+            self.save_staff_change(tx, staff, invoice, what, now).await
         })
         .await
+    }
+
+    /// Saves a changed invoice, logs `what` with the staff member as actor and commits.
+    async fn save_staff_change(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        staff: &StaffContext,
+        mut invoice: Invoice,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<Invoice, BillingError> {
+        tx.save_invoice(&invoice).await?;
+
+        let mut draft = LogDraft::new(LogSource::Staff);
+        draft.tenant_id = Some(invoice.tenant_id);
+        draft.invoice_id = Some(invoice.id);
+        draft.actor = Some(staff.user_id);
+        tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Applied, what.to_owned(), false, now)).await?;
+        tx.commit().await?;
+
+        tracing::info!(tenant_id = %invoice.tenant_id, invoice_id = %invoice.id, action = what, "invoice updated");
+        invoice.version += 1;
+        Ok(invoice)
     }
 
     async fn company_of_tenant(&self, tenant: TenantId, company: CompanyId) -> Result<Company, BillingError> {
@@ -363,6 +370,18 @@ impl BillingService {
             }
         }
         Ok(())
+    }
+}
+
+/// Loads and locks an invoice of the staff member's tenant.
+async fn load_staff_invoice(
+    tx: &mut dyn StoreTx,
+    staff: &StaffContext,
+    invoice_id: InvoiceId,
+) -> Result<Invoice, BillingError> {
+    match tx.load_invoice(invoice_id).await? {
+        Some(invoice) if invoice.tenant_id == staff.tenant_id => Ok(invoice),
+        _ => Err(BillingError::not_found("invoice", invoice_id)),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference};
 use crate::invoice::{Invoice, InvoiceStatus};
 use crate::log::{LogOutcome, LogSource};
 use crate::payment::{Channel, ManualMethod, Payment, PaymentStatus};
-use crate::provider::{StartOutcome, StartRequest, WebhookRequest};
+use crate::provider::{ProviderError, StartOutcome, StartRequest, WebhookRequest};
 use crate::store::PaymentInsert;
 use crate::token::PublicToken;
 
@@ -95,7 +95,7 @@ impl BillingService {
 
     /// Records money received outside any provider, confirmed by staff. The
     /// same `reference` (receipt number, bank transfer reference) recorded
-    /// twice returns the first payment.
+    /// twice for one invoice returns the first payment.
     ///
     /// # Errors
     ///
@@ -135,7 +135,8 @@ impl BillingService {
     ) -> Result<Vec<EventReport>, BillingError> {
         let provider = self.provider(provider_name)?;
         let now = self.clock.now();
-        let events = match provider.verify_webhook(request, now).await {
+        let verified = provider.verify_webhook(request, now).await;
+        let events = match verified.and_then(|events| only_from(provider_name, events)) {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(provider = %provider_name, %error, "webhook rejected");
@@ -443,16 +444,28 @@ impl BillingService {
 }
 
 /// The reference a payment carries before the provider is called: manual
-/// payments are keyed by their receipt or transfer reference and a free
-/// completion by its invoice, which makes both idempotent.
+/// payments are keyed by their invoice and receipt or transfer reference and
+/// a free completion by its invoice, which makes both idempotent. The invoice
+/// id keeps one tenant's receipt numbers from matching another tenant's payment.
 fn planned_reference(invoice: &Invoice, channel: &Channel) -> Result<Option<ProviderReference>, BillingError> {
     match channel {
         Channel::Manual { method, reference } => {
-            Ok(Some(ProviderReference::new(format!("{}:{reference}", method.as_str()))?))
+            Ok(Some(ProviderReference::new(format!("{}:{}:{reference}", method.as_str(), invoice.id))?))
         }
         Channel::Free => Ok(Some(ProviderReference::new(format!("free:{}", invoice.id))?)),
         Channel::HostedPage | Channel::Terminal { .. } => Ok(None),
     }
+}
+
+/// Rejects verified events that name another provider: only the provider
+/// that checked the signature vouches for them, so they must carry its name.
+fn only_from(provider: &ProviderName, events: Vec<ProviderEvent>) -> Result<Vec<ProviderEvent>, ProviderError> {
+    if let Some(foreign) = events.iter().find(|event| &event.provider != provider) {
+        return Err(ProviderError::InvalidWebhook {
+            reason: format!("event {} names provider {}, not {provider}", foreign.event_id, foreign.provider),
+        });
+    }
+    Ok(events)
 }
 
 fn check_channel(invoice: &Invoice, channel: &Channel, total: crate::money::Money) -> Result<(), BillingError> {

@@ -7,7 +7,7 @@
 //! obeys the same rules, and its log row names the staff member.
 
 use serde::Serialize;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::event::{EventKey, EventKind, PaymentMatch, ProviderEvent};
 use crate::ids::{EventId, LogEntryId, PaymentId};
@@ -78,14 +78,15 @@ impl BillingService {
     ///
     /// # Errors
     ///
-    /// Store errors.
+    /// [`BillingError::InvalidInput`] when `older_than` reaches outside the
+    /// calendar, store errors.
     pub async fn stale_payments(
         &self,
         staff: &StaffContext,
         older_than: Duration,
         limit: usize,
     ) -> Result<Vec<Payment>, BillingError> {
-        let before = self.clock.now() - older_than;
+        let before = self.stale_cutoff(older_than)?;
         Ok(self.store.stale_payments(Some(staff.tenant_id), before, limit).await?)
     }
 
@@ -109,12 +110,12 @@ impl BillingService {
     /// # Errors
     ///
     /// [`BillingError::NotFound`] when the inbox has no such event or it
-    /// belongs to another tenant.
+    /// belongs to another tenant, by its metadata or by the payment it matches.
     pub async fn retry_event(&self, staff: &StaffContext, key: &EventKey) -> Result<EventReport, BillingError> {
         let Some(entry) = self.store.inbox_entry(key).await? else {
             return Err(BillingError::not_found("event", key));
         };
-        if entry.event.matches.tenant_id.is_some_and(|tenant| tenant != staff.tenant_id) {
+        if !self.event_belongs_to(staff, &entry.event).await? {
             return Err(BillingError::not_found("event", key));
         }
         self.ingest(&entry.event, Origin { source: LogSource::Staff, actor: Some(staff.user_id) }).await
@@ -145,9 +146,10 @@ impl BillingService {
     ///
     /// # Errors
     ///
-    /// Store errors; a provider that cannot be reached is logged per payment.
+    /// [`BillingError::InvalidInput`] when `older_than` reaches outside the
+    /// calendar, store errors; a provider that cannot be reached is logged per payment.
     pub async fn reconcile_stale(&self, older_than: Duration, limit: usize) -> Result<usize, BillingError> {
-        let before = self.clock.now() - older_than;
+        let before = self.stale_cutoff(older_than)?;
         let stale = self.store.stale_payments(None, before, limit).await?;
         for payment in &stale {
             if self.fetch_and_apply(payment, LogSource::System, None).await?.is_ok() {
@@ -175,6 +177,10 @@ impl BillingService {
             return Err(BillingError::InvalidInput { reason: "a forced outcome needs a reason".into() });
         }
         let payment = self.staff_payment(staff, payment_id).await?;
+        // The decision settles only the rows that were open before it, so an
+        // overpayment it reveals stays open for staff to refund.
+        let open_before = LogFilter { payment_id: Some(payment.id), open_only: true, ..LogFilter::default() };
+        let open_before = self.store.log_entries(&open_before).await?;
         let now = self.clock.now();
         let event = ProviderEvent {
             provider: payment.provider.clone(),
@@ -203,7 +209,9 @@ impl BillingService {
         let entry = draft.entry(self.new_log_id(), LogOutcome::Applied, note, false, now);
         tx.append_log(&entry).await?;
         if report.outcome == LogOutcome::Applied {
-            tx.resolve_log_for_payment(payment.id, entry.id).await?;
+            for earlier in &open_before {
+                tx.resolve_log_entry(earlier.id, entry.id).await?;
+            }
         }
         tx.commit().await?;
         tracing::info!(payment_id = %payment.id, staff = %staff.user_id, ?outcome, "staff forced a payment outcome");
@@ -248,6 +256,29 @@ impl BillingService {
         tx.resolve_log_entry(entry_id, entry.id).await?;
         tx.commit().await?;
         Ok(entry)
+    }
+
+    /// Checks that an event names no other tenant, neither in its metadata nor
+    /// through the payment it matches. Events that match nothing are shared.
+    async fn event_belongs_to(&self, staff: &StaffContext, event: &ProviderEvent) -> Result<bool, BillingError> {
+        let matches = &event.matches;
+        if matches.tenant_id.is_some_and(|tenant| tenant != staff.tenant_id) {
+            return Ok(false);
+        }
+        let payment = match (matches.payment_id, &matches.reference) {
+            (Some(payment_id), _) => self.store.payment(payment_id).await?,
+            (None, Some(reference)) => self.store.payment_by_reference(&event.provider, reference).await?,
+            (None, None) => None,
+        };
+        Ok(payment.is_none_or(|payment| payment.tenant_id == staff.tenant_id))
+    }
+
+    /// The moment before which an in-flight payment counts as stale.
+    fn stale_cutoff(&self, older_than: Duration) -> Result<OffsetDateTime, BillingError> {
+        let now = self.clock.now();
+        now.checked_sub(older_than).ok_or_else(|| BillingError::InvalidInput {
+            reason: format!("payment age {older_than} before {now} is out of range; pass a shorter age"),
+        })
     }
 
     async fn staff_payment(&self, staff: &StaffContext, payment_id: PaymentId) -> Result<Payment, BillingError> {
