@@ -46,7 +46,7 @@ pub struct StandIns {
     pub pages: Vec<RunningStandIn>,
 }
 
-/// Why the server could not start.
+/// A start-up failure, by step.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("cannot open a loopback port: {0}")]

@@ -49,7 +49,7 @@ pub use seed::{seed_demo, DemoSeed, DemoUser, DEMO_INVOICE_NUMBER};
 pub use staff_api::{InvoiceDraft, RowDraft};
 pub use state::{HostedOffer, Offers, TerminalOffer};
 
-/// Why a server could not be assembled.
+/// An invalid server assembly.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     #[error(

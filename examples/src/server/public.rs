@@ -104,7 +104,7 @@ pub async fn start(
             .into_response()
         }
         Err(BillingError::PaymentInProgress { payment, .. }) => {
-            tracing::info!(payment_id = %payment, "payment refused: another attempt is in flight");
+            tracing::info!(payment_id = %payment, "payment rejected: another attempt is in flight");
             short_page(lang, StatusCode::CONFLICT, texts.pay_title, texts.in_progress)
         }
         Err(BillingError::StartFailed { payment, source }) => {

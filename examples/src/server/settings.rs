@@ -10,7 +10,7 @@ use std::fmt;
 /// The port used when neither `--port` nor `WORKSPACE_PORT` is given.
 pub const DEFAULT_PORT: u16 = 8080;
 
-/// Why the settings could not be read.
+/// An invalid setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     #[error("{source_name} is {value:?}, which is not a port number; use a number from 0 to 65535")]

@@ -1,10 +1,10 @@
 //! The Maksekeskus stand-in, built on `provider-maksekeskus`'s local fake API.
 //!
 //! The real [`MaksekeskusProvider`] creates transactions against
-//! [`FakeMaksekeskus`] on a loopback port; the stand-in page's buttons move
-//! the fake transaction to `COMPLETED` or `CANCELLED` and deliver the
-//! `payment_return` notification the fake signs with the shop's secret key,
-//! as a form post, which is how Maksekeskus notifies a shop.
+//! [`FakeMaksekeskus`] on a loopback port. The stand-in page's buttons move
+//! the fake transaction to `COMPLETED` or `CANCELLED`. Then they deliver the
+//! `payment_return` notification, signed by the fake with the shop's secret
+//! key, as a form post, the way Maksekeskus notifies a shop.
 
 use std::sync::Arc;
 

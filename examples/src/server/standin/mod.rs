@@ -37,14 +37,14 @@ use tokio::sync::oneshot;
 use super::html::{escape, Markup, Page};
 use super::i18n::Lang;
 
-/// What the customer chose on the stand-in page.
+/// The button the customer pressed on the stand-in page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StandInOutcome {
     Paid,
     Canceled,
 }
 
-/// Why the stand-in could not act for a reference.
+/// A stand-in failure for one reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StandInError {
     #[error("the stand-in knows no payment with reference {reference}")]
