@@ -25,13 +25,9 @@ pub struct EventReport {
     pub payment_id: Option<PaymentId>,
     pub invoice_id: Option<InvoiceId>,
     pub reason: String,
-}
-
-impl EventReport {
-    /// Whether staff must look at it.
-    pub fn needs_attention(&self) -> bool {
-        matches!(self.outcome, LogOutcome::Rejected | LogOutcome::Unmatched | LogOutcome::Parked | LogOutcome::Failed)
-    }
+    /// Set when the log row waits for staff: the event did not apply, or it
+    /// applied but left work for a person (an overpayment to refund).
+    pub needs_attention: bool,
 }
 
 /// Who is applying an event.
@@ -83,7 +79,7 @@ impl BillingService {
             let reason = "event already processed".to_owned();
             tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Duplicate, reason.clone(), false, now)).await?;
             tx.commit().await?;
-            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason));
+            return Ok(report(&key, LogOutcome::Duplicate, &draft, reason, false));
         }
 
         if let EventKind::Ignored { provider_type } = &event.kind {
@@ -123,6 +119,7 @@ impl BillingService {
 
         let mut next_payment = payment.clone();
         let mut next_invoice = invoice.clone();
+        let learned_reference = self.learn_reference(tx.as_mut(), event, &mut next_payment).await?;
         match decide(event, &mut next_payment, &mut next_invoice, &account, credits, now) {
             Decision::Apply { summary, entries, attention } => {
                 if next_payment != payment {
@@ -151,7 +148,12 @@ impl BillingService {
                 };
                 self.finish(tx, &key, &draft, LogOutcome::Applied, reason, open).await
             }
-            Decision::NoChange { reason } => self.finish(tx, &key, &draft, LogOutcome::Ignored, reason, false).await,
+            Decision::NoChange { reason } => {
+                if learned_reference {
+                    tx.save_payment(&next_payment).await?;
+                }
+                self.finish(tx, &key, &draft, LogOutcome::Ignored, reason, false).await
+            }
             Decision::Park { reason } => self.finish(tx, &key, &draft, LogOutcome::Parked, reason, true).await,
             Decision::Reject { reason } => self.finish(tx, &key, &draft, LogOutcome::Rejected, reason, true).await,
         }
@@ -180,7 +182,29 @@ impl BillingService {
         tx.append_log(&entry).await?;
         tx.resolve_log_for_event(key, entry.id).await?;
         tx.commit().await?;
-        Ok(report(key, outcome, draft, reason))
+        Ok(report(key, outcome, draft, reason, open))
+    }
+
+    /// Records the provider's reference on a payment that has none yet (its
+    /// start call timed out before the provider answered), so later fetches
+    /// and events can find it. Returns whether the payment changed.
+    async fn learn_reference(
+        &self,
+        tx: &mut dyn StoreTx,
+        event: &ProviderEvent,
+        payment: &mut Payment,
+    ) -> Result<bool, BillingError> {
+        let Some(reference) = &event.matches.reference else {
+            return Ok(false);
+        };
+        if payment.reference.is_some() || event.matches.payment_id != Some(payment.id) {
+            return Ok(false);
+        }
+        if tx.find_payment_id(&event.provider, reference).await?.is_some() {
+            return Ok(false);
+        }
+        payment.reference = Some(reference.clone());
+        Ok(true)
     }
 
     /// Finds the payment an event is about: by the payment id in its metadata,
@@ -233,6 +257,13 @@ fn touches_credits(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Succeeded | EventKind::Refunded { .. } | EventKind::DisputeLost)
 }
 
-fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String) -> EventReport {
-    EventReport { event: key.clone(), outcome, payment_id: draft.payment_id, invoice_id: draft.invoice_id, reason }
+fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String, needs_attention: bool) -> EventReport {
+    EventReport {
+        event: key.clone(),
+        outcome,
+        payment_id: draft.payment_id,
+        invoice_id: draft.invoice_id,
+        reason,
+        needs_attention,
+    }
 }

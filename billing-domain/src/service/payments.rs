@@ -421,8 +421,10 @@ impl BillingService {
             let Some(mut current) = tx.load_payment(payment.id).await? else {
                 return Err(BillingError::not_found("payment", payment.id));
             };
-            if let Some(reference) = &reference {
-                current.reference = Some(reference.clone());
+            // A planned reference (manual, free) is the idempotency key of the
+            // payment, so the provider's answer never replaces it.
+            if current.reference.is_none() {
+                current.reference = reference.clone();
             }
             current.advance(status, now)?;
             tx.save_payment(&current).await?;

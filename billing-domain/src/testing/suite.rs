@@ -57,6 +57,7 @@ macro_rules! behaviour_suite {
             unmatched_event_is_kept_for_staff_and_retried,
             forged_webhook_is_rejected_and_logged,
             start_timeout_leaves_payment_unknown_until_reconciled,
+            timed_out_start_learns_reference_from_event,
             forced_outcome_records_staff_and_reason,
             manual_payment_is_idempotent_by_reference,
             zero_total_invoice_completes_at_once,
@@ -186,10 +187,15 @@ impl Fixture {
 
     /// Delivers `event` as a signed webhook and returns its single outcome.
     pub async fn deliver(&self, event: &ProviderEvent) -> LogOutcome {
+        self.deliver_report(event).await.outcome
+    }
+
+    /// Delivers `event` as a signed webhook and returns its single report.
+    pub async fn deliver_report(&self, event: &ProviderEvent) -> crate::service::EventReport {
         let request = self.provider.signed_webhook(event).unwrap();
-        let reports = self.service.handle_webhook(&self.provider_name(), &request).await.unwrap();
+        let mut reports = self.service.handle_webhook(&self.provider_name(), &request).await.unwrap();
         assert_eq!(reports.len(), 1, "one event per webhook");
-        reports[0].outcome
+        reports.remove(0)
     }
 
     pub async fn payment(&self, payment: &Payment) -> Payment {
@@ -502,10 +508,11 @@ pub async fn second_success_is_an_overpayment_without_credits(store: Arc<dyn Sto
     };
     assert_eq!(manual.status(), PaymentStatus::Succeeded);
 
-    let outcome =
-        fixture.deliver(&fixture.event("evt-late-card", &first, EventKind::Succeeded, Some(eur("20.00")))).await;
+    let late_card = fixture.event("evt-late-card", &first, EventKind::Succeeded, Some(eur("20.00")));
+    let report = fixture.deliver_report(&late_card).await;
 
-    assert_eq!(outcome, LogOutcome::Applied);
+    assert_eq!(report.outcome, LogOutcome::Applied);
+    assert!(report.needs_attention, "an applied overpayment still needs staff");
     let card = fixture.payment(&first).await;
     assert!(card.overpayment, "second success is flagged as overpayment");
     assert_eq!(fixture.balance().await, 100);
@@ -586,6 +593,34 @@ pub async fn start_timeout_leaves_payment_unknown_until_reconciled(store: Arc<dy
     assert_eq!(report.payment.status(), PaymentStatus::Unknown, "a fetch timeout never fails a payment");
 }
 
+pub async fn timed_out_start_learns_reference_from_event(store: Arc<dyn Store>) {
+    let fixture = Fixture::new(store).await;
+    let issued = fixture.issued("20.00", 10).await;
+    fixture
+        .provider
+        .fail_next_start(ProviderError::Timeout { provider: fixture.provider_name(), during: "start".into() });
+    let error = fixture
+        .service
+        .start_public_payment(issued.token.expose(), &fixture.provider_name(), PaymentOptions::default())
+        .await
+        .unwrap_err();
+    let BillingError::StartFailed { payment: payment_id, .. } = error else {
+        panic!("expected StartFailed, got {error:?}")
+    };
+    let payment = fixture.service.store().payment(payment_id).await.unwrap().unwrap();
+    assert_eq!(payment.reference, None);
+
+    let pending = fixture.event("evt-pending", &payment, EventKind::Pending, None);
+    assert_eq!(fixture.deliver(&pending).await, LogOutcome::Applied);
+
+    let learned = fixture.payment(&payment).await;
+    let reference = ScriptedProvider::reference_for(payment.id).unwrap();
+    assert_eq!(learned.reference.as_ref(), Some(&reference));
+    assert_eq!(learned.status(), PaymentStatus::Pending);
+    let found = fixture.service.store().payment_by_reference(&fixture.provider_name(), &reference).await.unwrap();
+    assert_eq!(found.map(|found| found.id), Some(payment.id));
+}
+
 pub async fn forced_outcome_records_staff_and_reason(store: Arc<dyn Store>) {
     let fixture = Fixture::new(store).await;
     let issued = fixture.issued("20.00", 10).await;
@@ -630,6 +665,9 @@ pub async fn manual_payment_is_idempotent_by_reference(store: Arc<dyn Store>) {
         panic!("second record is a replay: {second:?}")
     };
     assert_eq!(payment.id, again.id);
+    let planned = format!("cash:{}:receipt-7", issued.invoice.id);
+    let kept = payment.reference.as_ref().map(|reference| reference.as_str());
+    assert_eq!(kept, Some(planned.as_str()), "the planned reference is kept");
     assert_eq!(fixture.invoice_status(&issued).await, InvoiceStatus::Paid);
     assert_eq!(fixture.balance().await, 100);
     assert_eq!(fixture.provider.starts(), 1);

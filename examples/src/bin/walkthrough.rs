@@ -2,10 +2,11 @@
 //!
 //! Run it with `cargo run -p billing-examples --bin walkthrough`. It uses the
 //! in-memory store, the system clock and the operating system's random
-//! source, and settles invoices through `provider-free`: a bank transfer
-//! confirmed by staff and a zero-total invoice. Every step states what it
-//! expects; the program prints `ok` or `FAILED` beside each expectation and
-//! exits with status 1 if any failed.
+//! source. It settles invoices through `provider-free` (a bank transfer
+//! confirmed by staff and a zero-total invoice) and through Maksekeskus,
+//! whose API is a local stand-in on 127.0.0.1 that signs its messages with
+//! a test secret. Every step states what it expects; the program prints `ok`
+//! or `FAILED` beside each expectation and exits with status 1 if any failed.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,14 +15,17 @@ use billing_domain::directory::Role;
 use billing_domain::ledger::{ConsumptionRequest, OverdraftPolicy};
 use billing_domain::log::LogOutcome;
 use billing_domain::memory::MemoryStore;
+use billing_domain::service::Clock;
 use billing_domain::service::{NewInvoice, PaymentOptions, PaymentStart, PublicStatus};
 use billing_domain::store::Store;
 use billing_domain::{
     BillingError, BillingService, Currency, IdempotencyKey, InvoiceRow, InvoiceStatus, ManualMethod, Money,
-    PaymentProvider, ProviderName, Transition, UserId,
+    PaymentProvider, ProviderName, StaffContext, TenantId, Transition, UserId,
 };
 use billing_examples::{OsRandom, SystemClock};
 use provider_free::{FreeProvider, ManualProvider, FREE, MANUAL};
+use provider_maksekeskus::test_server::FakeMaksekeskus;
+use provider_maksekeskus::{MaksekeskusProvider, TransactionStatus};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
@@ -76,10 +80,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(walk: &mut Walkthrough, store: Arc<dyn Store>) -> Result<(), BillingError> {
+type Failure = Box<dyn std::error::Error>;
+
+async fn run(walk: &mut Walkthrough, store: Arc<dyn Store>) -> Result<(), Failure> {
+    let maksekeskus_api = FakeMaksekeskus::start_with_test_credentials(SystemClock.now()).await?;
+    let maksekeskus = MaksekeskusProvider::new(maksekeskus_api.config()?)?.with_clock(Arc::new(SystemClock));
     let service = BillingService::new(store, Arc::new(SystemClock), Arc::new(OsRandom))
         .with_provider(Arc::new(ManualProvider))
-        .with_provider(Arc::new(FreeProvider));
+        .with_provider(Arc::new(FreeProvider))
+        .with_provider(Arc::new(maksekeskus));
     let manual = provider(MANUAL)?;
     let free = provider(FREE)?;
 
@@ -230,6 +239,82 @@ async fn run(walk: &mut Walkthrough, store: Arc<dyn Store>) -> Result<(), Billin
     walk.expect(staff_view.internal_notes.len() == 1, "staff see the internal note");
     walk.expect(!customer_json.contains("split the next invoice"), "the customer never sees it");
     walk.expect(service.unresolved_log(&staff, 10).await?.is_empty(), "nothing waits for staff");
+
+    pay_through_maksekeskus(walk, &service, &staff, company.id, &maksekeskus_api).await?;
+    Ok(())
+}
+
+/// Pays an invoice on the Maksekeskus hosted page (the local stand-in) and
+/// delivers its signed `payment_return` twice: as the server notification and
+/// as the browser return.
+async fn pay_through_maksekeskus(
+    walk: &mut Walkthrough,
+    service: &BillingService,
+    staff: &StaffContext,
+    company: billing_domain::CompanyId,
+    api: &FakeMaksekeskus,
+) -> Result<(), Failure> {
+    let tenant: TenantId = staff.tenant_id();
+    let provider = provider(provider_maksekeskus::PROVIDER_NAME)?;
+
+    walk.step("A customer pays through Maksekeskus (a local stand-in of its API)");
+    let rows = vec![row("1000 module credits", dec!(1), dec!(9.90), None, None, Some(1000))?];
+    let invoice = service
+        .create_invoice(
+            staff,
+            NewInvoice { company_id: company, number: "2026-0014".into(), currency: Currency::EUR, rows },
+        )
+        .await?;
+    let issued = service.issue_invoice(staff, invoice.id).await?;
+    let options = PaymentOptions { customer_ip: Some("203.0.113.7".into()), locale: Some("et".into()) };
+    let before = service.balance(tenant).await?.balance;
+    let started = service.start_public_payment(issued.token.expose(), &provider, options).await?;
+    let PaymentStart::Redirect { payment_id, url } = started else {
+        walk.expect(false, "Maksekeskus starts with a redirect to its payment page");
+        return Ok(());
+    };
+    let sent = api.requests().into_iter().find(|request| request.path == "/v1/transactions");
+    walk.say(format!("the customer is sent to {url}"));
+    walk.expect(url.starts_with(api.api_base()), "the redirect comes from the Maksekeskus response");
+    walk.expect(
+        sent.is_some_and(|request| request.body.contains("\"amount\":\"9.90\"")),
+        "the amount went out as the string \"9.90\"",
+    );
+
+    let Some(transaction) = api.transaction_for_payment(payment_id) else {
+        walk.expect(false, "the stand-in recorded the transaction");
+        return Ok(());
+    };
+    let message = api.payment_return(&transaction.id, TransactionStatus::Completed)?;
+    let notification = service.handle_webhook(&provider, &message.form_request()).await?;
+    let browser_return = service.handle_webhook(&provider, &message.query_request()).await?;
+    walk.say(format!(
+        "signed notification: {}; the same message as the browser return: {}",
+        notification[0].outcome, browser_return[0].outcome
+    ));
+    walk.expect(notification[0].outcome == LogOutcome::Applied, "the COMPLETED notification applied");
+    walk.expect(
+        browser_return[0].outcome == LogOutcome::Duplicate,
+        "the browser return of the same update is a duplicate",
+    );
+
+    let mut forged = message.form_request();
+    forged.body = String::from_utf8_lossy(&forged.body).replace("9.9", "0.9").into_bytes();
+    let rejected = service.handle_webhook(&provider, &forged).await;
+    walk.expect(rejected.is_err(), "a message whose json was altered fails its MAC check");
+
+    let paid = service.store().invoice(invoice.id).await?.map(|invoice| invoice.status());
+    walk.say(format!(
+        "invoice 2026-0014 is {}, balance {}",
+        paid.map_or("missing", InvoiceStatus::as_str),
+        service.balance(tenant).await?.balance
+    ));
+    walk.expect(paid == Some(InvoiceStatus::Paid), "the invoice is paid");
+    walk.expect(service.balance(tenant).await?.balance == before + 1000, "1000 credits were granted once");
+    walk.expect(
+        matches!(service.public_entry(issued.token.expose()).await, Err(BillingError::PublicLinkGone { .. })),
+        "its public link is gone",
+    );
     Ok(())
 }
 
