@@ -44,8 +44,8 @@ pub async fn receive(
 
     match state.service().handle_webhook(&provider, &request).await {
         Ok(reports) => {
-            let waiting = reports.iter().filter(|report| report.needs_attention()).count();
-            for report in reports.iter().filter(|report| report.needs_attention()) {
+            let waiting = reports.iter().filter(|report| report.needs_attention).count();
+            for report in reports.iter().filter(|report| report.needs_attention) {
                 tracing::warn!(
                     %provider,
                     event_id = %report.event.event_id,
