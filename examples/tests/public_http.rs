@@ -429,3 +429,29 @@ async fn server_binary_pays_through_stand_in() {
     assert_eq!(gone.status(), StatusCode::GONE);
     child.kill().await.unwrap();
 }
+
+/// A canceled attempt on the stand-in page makes the invoice payable again.
+#[tokio::test]
+async fn canceled_stand_in_payment_reopens_the_link() {
+    use billing_examples::server::launch::launch;
+    use billing_examples::server::settings::Settings;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let launched = launch(&Settings::read(Vec::<String>::new(), |_| None).unwrap(), &listener).await.unwrap();
+    let public_url = launched.seed.public_url.clone();
+    let _server = launched.app.spawn(listener).unwrap();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let started = client.post(&public_url).form(&[("provider", "maksekeskus")]).send().await.unwrap();
+    let checkout_url = location(&started);
+    let processing = client.get(&public_url).send().await.unwrap().text().await.unwrap();
+    let canceled = client.post(format!("{checkout_url}/cancel")).send().await.unwrap();
+    let returned = client.get(location(&canceled)).send().await.unwrap().text().await.unwrap();
+    let reopened = client.get(&public_url).send().await.unwrap().text().await.unwrap();
+
+    assert!(processing.contains("A payment is being processed."), "{processing}");
+    assert_eq!(canceled.status(), StatusCode::SEE_OTHER);
+    assert!(returned.contains("The payment was not completed."), "{returned}");
+    assert!(reopened.contains("Awaiting payment"), "{reopened}");
+    assert!(reopened.contains("Pay with bank link or card (Maksekeskus stand-in)"), "{reopened}");
+}

@@ -21,6 +21,7 @@ use super::auth::{Member, Staff};
 use super::error::{AppError, Format};
 use super::html::{escape, Markup, Page};
 use super::i18n::Lang;
+use super::staff_pages::staff_nav;
 use super::state::AppState;
 use super::workspace::workspace_nav;
 
@@ -69,7 +70,7 @@ async fn credits_page(State(state): State<AppState>, member: Member, lang: Lang)
     let history = service.history(tenant).await.map_err(|error| AppError::from_billing(format, &error))?;
     let for_staff = matches!(member, Member::Staff(_));
 
-    let mut body = workspace_nav(lang);
+    let mut body = if for_staff { staff_nav() } else { workspace_nav(lang) };
     body.push_fmt(format_args!(
         "<h1>{}</h1>\n<p id=\"balance\">{}: {} &middot; {}: {} &middot; {}: {}</p>\n",
         escape(texts.credits),

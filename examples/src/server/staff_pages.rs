@@ -48,7 +48,8 @@ fn failed(error: &BillingError) -> AppError {
     AppError::from_billing(FORMAT, error)
 }
 
-fn staff_nav() -> Markup {
+/// The navigation bar of staff pages.
+pub fn staff_nav() -> Markup {
     Markup::raw(
         "<nav><a href=\"/staff\">Dashboard</a><a href=\"/workspace/credits\">Credits</a>\
          <form class=\"inline\" method=\"post\" action=\"/signout\"><button>Sign out</button></form></nav>\n",
