@@ -455,3 +455,19 @@ async fn canceled_stand_in_payment_reopens_the_link() {
     assert!(reopened.contains("Awaiting payment"), "{reopened}");
     assert!(reopened.contains("Pay with bank link or card (Maksekeskus stand-in)"), "{reopened}");
 }
+
+#[tokio::test]
+async fn answers_forbid_caching_and_referrers() {
+    let harness = Harness::start().await;
+    let (name, value) = json_accept();
+
+    let page = harness.get(&harness.public_path()).send().await.unwrap();
+    let json = harness.get(&harness.public_path()).header(name, value).send().await.unwrap();
+    let redirect = harness.post(&harness.public_path()).form(&[("provider", SCRIPTED)]).send().await.unwrap();
+    let api = harness.get_as(harness.customer(), "/api/workspace/invoices").send().await.unwrap();
+
+    for response in [&page, &json, &redirect, &api] {
+        assert_eq!(response.headers()["cache-control"], "no-store", "{}", response.url());
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer", "{}", response.url());
+    }
+}

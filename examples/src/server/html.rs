@@ -98,13 +98,7 @@ impl Page {
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Html(self.render())).into_response();
-        // Pages can carry private data (the workspace) or bearer links (the
-        // public page): keep them out of shared caches and referrers.
-        let headers = response.headers_mut();
-        headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-        headers.insert(axum::http::header::REFERRER_POLICY, axum::http::HeaderValue::from_static("no-referrer"));
-        response
+        (self.status, Html(self.render())).into_response()
     }
 }
 

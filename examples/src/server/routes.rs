@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
-use axum::http::{Request, Response};
+use axum::http::{header, HeaderValue, Request, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -31,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .merge(staff_pages::routes())
         .merge(staff_api::routes())
         .fallback(public::not_found)
+        // Every answer may carry private data or a bearer link: no shared
+        // caching, and no Referer that would hand `/pay/{token}` to a provider.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
