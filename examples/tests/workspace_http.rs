@@ -505,3 +505,51 @@ async fn credits_page_shows_balance_and_history() {
     assert!(customer.contains("+500"), "{customer}");
     assert!(customer.contains("Ostetud arvega"), "{customer}");
 }
+
+#[tokio::test]
+async fn staff_forms_act_and_redirect_back() {
+    let harness = Harness::start().await;
+    let invoice_page = format!("/staff/invoices/{}", harness.seed.invoice_id);
+    let payment_id = harness.start_scripted_payment().await;
+    let amount = harness.payment(payment_id).await.amount;
+    let (headers, body) =
+        harness.webhook("evt_form_refund", payment_id, EventKind::Refunded { total_refunded: amount }).await;
+    harness.deliver(&headers, &body).await;
+
+    let note = harness
+        .post_as(harness.staff(), &format!("{invoice_page}/notes"))
+        .form(&[("text", "Asked for a receipt")])
+        .send()
+        .await
+        .unwrap();
+    let reconcile =
+        harness.post_as(harness.staff(), &format!("/staff/payments/{payment_id}/reconcile")).send().await.unwrap();
+    let force = harness
+        .post_as(harness.staff(), &format!("/staff/payments/{payment_id}/force"))
+        .form(&[("outcome", "succeeded"), ("reason", "bank statement shows it")])
+        .send()
+        .await
+        .unwrap();
+    let retry = harness
+        .post_as(harness.staff(), "/staff/events/retry")
+        .form(&[("provider", SCRIPTED), ("event_id", "evt_form_refund")])
+        .send()
+        .await
+        .unwrap();
+    let manual = harness
+        .post_as(harness.staff(), &format!("{invoice_page}/manual-payment"))
+        .form(&[("method", "cash"), ("reference", "R-1")])
+        .send()
+        .await
+        .unwrap();
+
+    for (what, response) in [("note", &note), ("reconcile", &reconcile), ("force", &force)] {
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
+        assert_eq!(location(response), invoice_page, "{what}");
+    }
+    assert_eq!(retry.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&retry), "/staff");
+    assert_eq!(harness.invoice().await.status(), InvoiceStatus::Refunded, "the retried refund applied");
+    assert_eq!(manual.status(), StatusCode::CONFLICT, "a refunded invoice takes no new payment");
+    assert!(manual.text().await.unwrap().contains("cannot be paid"));
+}
