@@ -3,9 +3,10 @@
 //! Run it with `cargo run -p billing-examples --bin walkthrough`. It uses the
 //! in-memory store, the system clock and the operating system's random
 //! source. It settles invoices through `provider-free` (a bank transfer
-//! confirmed by staff and a zero-total invoice) and through Maksekeskus,
-//! whose API is a local stand-in on 127.0.0.1 that signs its messages with
-//! a test secret. Every step states what it expects; the program prints `ok`
+//! confirmed by staff and a zero-total invoice), through Stripe Checkout and
+//! through Maksekeskus. The Stripe and Maksekeskus APIs are local stand-ins
+//! on 127.0.0.1 that the real clients talk to, and their webhooks are signed
+//! with test secrets and verified as in production. Every step states what it expects; the program prints `ok`
 //! or `FAILED` beside each expectation and exits with status 1 if any failed.
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ use billing_examples::{OsRandom, SystemClock};
 use provider_free::{FreeProvider, ManualProvider, FREE, MANUAL};
 use provider_maksekeskus::test_server::FakeMaksekeskus;
 use provider_maksekeskus::{MaksekeskusProvider, TransactionStatus};
+use provider_stripe::test_server::FakeStripe;
+use provider_stripe::StripeProvider;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
@@ -85,9 +88,16 @@ type Failure = Box<dyn std::error::Error>;
 async fn run(walk: &mut Walkthrough, store: Arc<dyn Store>) -> Result<(), Failure> {
     let maksekeskus_api = FakeMaksekeskus::start_with_test_credentials(SystemClock.now()).await?;
     let maksekeskus = MaksekeskusProvider::new(maksekeskus_api.config()?)?.with_clock(Arc::new(SystemClock));
+    let stripe_api = FakeStripe::start().await?;
+    let stripe_config = stripe_api.config(
+        "https://workspace.example/pay/return?session={CHECKOUT_SESSION_ID}",
+        "https://workspace.example/pay/cancel",
+    )?;
+    let stripe = StripeProvider::new(stripe_config, Arc::new(SystemClock))?;
     let service = BillingService::new(store, Arc::new(SystemClock), Arc::new(OsRandom))
         .with_provider(Arc::new(ManualProvider))
         .with_provider(Arc::new(FreeProvider))
+        .with_provider(Arc::new(stripe))
         .with_provider(Arc::new(maksekeskus));
     let manual = provider(MANUAL)?;
     let free = provider(FREE)?;
@@ -240,7 +250,115 @@ async fn run(walk: &mut Walkthrough, store: Arc<dyn Store>) -> Result<(), Failur
     walk.expect(!customer_json.contains("split the next invoice"), "the customer never sees it");
     walk.expect(service.unresolved_log(&staff, 10).await?.is_empty(), "nothing waits for staff");
 
+    pay_through_stripe(walk, &service, &staff, company.id, &stripe_api).await?;
     pay_through_maksekeskus(walk, &service, &staff, company.id, &maksekeskus_api).await?;
+    Ok(())
+}
+
+/// Pays an invoice through Stripe Checkout (the local stand-in), delivers the
+/// signed `checkout.session.completed` twice, confirms the return by fetching,
+/// then refunds it in full.
+async fn pay_through_stripe(
+    walk: &mut Walkthrough,
+    service: &BillingService,
+    staff: &StaffContext,
+    company: billing_domain::CompanyId,
+    api: &FakeStripe,
+) -> Result<(), Failure> {
+    let tenant = staff.tenant_id();
+    let provider = provider(provider_stripe::PROVIDER_NAME)?;
+
+    walk.step("A customer pays through Stripe Checkout (a local stand-in of its API)");
+    let rows = vec![row("200 module credits", dec!(1), dec!(12.00), None, None, Some(200))?];
+    let invoice = service
+        .create_invoice(
+            staff,
+            NewInvoice { company_id: company, number: "2026-0015".into(), currency: Currency::EUR, rows },
+        )
+        .await?;
+    let issued = service.issue_invoice(staff, invoice.id).await?;
+    let before = service.balance(tenant).await?.balance;
+    let started = service.start_public_payment(issued.token.expose(), &provider, PaymentOptions::default()).await?;
+    let PaymentStart::Redirect { payment_id, url } = started else {
+        walk.expect(false, "Checkout starts with a redirect to the hosted page");
+        return Ok(());
+    };
+    walk.say(format!("the customer is sent to {url}"));
+    let sent = api.requests().into_iter().find(|request| request.path == "/v1/checkout/sessions");
+    let Some(sent) = sent else {
+        walk.expect(false, "the session was created at Stripe");
+        return Ok(());
+    };
+    let metadata = sent.form_keys_with_prefix("metadata[");
+    walk.say(format!(
+        "sent: unit_amount {}, metadata {metadata:?}, idempotency key {}",
+        sent.form_value("line_items[0][price_data][unit_amount]").unwrap_or("missing"),
+        sent.idempotency_key().unwrap_or("missing")
+    ));
+    walk.expect(
+        sent.form_value("line_items[0][price_data][unit_amount]") == Some("1200"),
+        "12.00 EUR went out as 1200 minor units",
+    );
+    walk.expect(
+        sent.form_value("line_items[0][price_data][product_data][name]") == Some("Invoice 2026-0015"),
+        "the line item is generic",
+    );
+    walk.expect(
+        metadata
+            .iter()
+            .all(|key| ["metadata[tenant_id]", "metadata[invoice_id]", "metadata[payment_id]"].contains(key)),
+        "metadata carries only opaque ids",
+    );
+
+    let Some(session_id) = api.session_id_for_payment(payment_id) else {
+        walk.expect(false, "the stand-in knows the session");
+        return Ok(());
+    };
+    let session = api.pay_session(&session_id)?;
+    let now = service.now().unix_timestamp();
+    let completed = api.signed_webhook("evt_walkthrough_completed", "checkout.session.completed", session, now)?;
+    let first = service.handle_webhook(&provider, &completed).await?;
+    let again = service.handle_webhook(&provider, &completed).await?;
+    let reference = billing_domain::ProviderReference::new(session_id.clone())?;
+    let returned = service.confirm_return_by_reference(&provider, &reference).await?;
+    walk.say(format!(
+        "signed completion: {}; delivered again: {}; return page confirmed by fetching: {}",
+        first[0].outcome, again[0].outcome, returned.confirmed
+    ));
+    walk.expect(first[0].outcome == LogOutcome::Applied, "the signed completion applied");
+    walk.expect(again[0].outcome == LogOutcome::Duplicate, "the second delivery is a duplicate");
+    walk.expect(returned.confirmed, "the return page sees the payment confirmed by the store");
+    walk.expect(service.balance(tenant).await?.balance == before + 200, "200 credits were granted once");
+
+    let mut tampered = completed.clone();
+    tampered.body = String::from_utf8_lossy(&tampered.body).replacen("1200", "1300", 1).into_bytes();
+    walk.expect(
+        service.handle_webhook(&provider, &tampered).await.is_err(),
+        "a tampered body fails its signature check",
+    );
+
+    let payment = service.store().payment(payment_id).await?;
+    let intent =
+        api.session(&session_id).and_then(|session| session.get("payment_intent")?.as_str().map(str::to_owned));
+    let (Some(_), Some(intent)) = (payment, intent) else {
+        walk.expect(false, "the paid session has a PaymentIntent");
+        return Ok(());
+    };
+    let charge = api.refund(&intent, 1200)?;
+    let refunded = api.signed_webhook("evt_walkthrough_refunded", "charge.refunded", charge, now)?;
+    let refund = service.handle_webhook(&provider, &refunded).await?;
+    let status = service.store().invoice(invoice.id).await?.map(|invoice| invoice.status());
+    walk.say(format!(
+        "full refund: {}; invoice is {}",
+        refund[0].outcome,
+        status.map_or("missing", InvoiceStatus::as_str)
+    ));
+    walk.expect(status == Some(InvoiceStatus::Refunded), "the refunded invoice is marked refunded");
+    walk.expect(service.balance(tenant).await?.balance == before, "the refund took its 200 credits back");
+    walk.expect(
+        matches!(service.public_entry(issued.token.expose()).await, Err(BillingError::PublicLinkGone { .. })),
+        "its public link stays gone",
+    );
     Ok(())
 }
 
