@@ -1,6 +1,7 @@
 //! The customer's whole path in a real headless Chromium, driven over
-//! WebDriver: the public page, a payment on the provider's stand-in page,
-//! the signed webhook, the gone link, and the workspace after sign-in.
+//! WebDriver: the public page, a Stripe Checkout payment on the stand-in
+//! page (the real adapter against provider-stripe's fake API), the signed
+//! webhook, the gone link, and the workspace after sign-in.
 //!
 //! It needs Debian's `chromium` and `chromium-driver` packages (`.ci/run`
 //! installs them). Without them the test fails and says so; it never skips.
@@ -139,13 +140,14 @@ async fn customer_pays_then_sees_details() {
         assert!(!source.contains(private), "public page source contains {private:?}");
     }
 
-    // Pay on the stand-in page, which delivers the signed notification.
-    client.find(Locator::Css("#pay button")).await.unwrap().click().await.unwrap();
+    // Pay with Stripe on the stand-in page, which delivers the signed
+    // `checkout.session.completed` to the webhook route.
+    client.find(Locator::Css("#pay button[value='stripe']")).await.unwrap().click().await.unwrap();
     let notice = client.wait().at_most(WAIT).for_element(Locator::Id("stand-in-notice")).await.unwrap();
     let checkout = notice.text().await.unwrap();
     let amount = client.find(Locator::Id("stand-in-amount")).await.unwrap().text().await.unwrap();
     screenshot(&client, "02-stand-in-checkout.png").await;
-    assert!(checkout.contains("Local stand-in for Maksekeskus"), "{checkout}");
+    assert!(checkout.contains("Local stand-in for Stripe"), "{checkout}");
     assert_eq!(amount, "EUR 49.90");
     client.find(Locator::Id("stand-in-pay")).await.unwrap().click().await.unwrap();
     client.wait().at_most(WAIT).for_element(Locator::XPath("//h1[text()='Payment']")).await.unwrap();

@@ -430,10 +430,11 @@ async fn server_binary_pays_through_stand_in() {
     child.kill().await.unwrap();
 }
 
-/// A canceled attempt on the stand-in page makes the invoice payable again.
+/// A canceled attempt on either stand-in page makes the invoice payable
+/// again; staff can start a Terminal payment on the Stripe stand-in reader.
 #[tokio::test]
-async fn canceled_stand_in_payment_reopens_the_link() {
-    use billing_examples::server::launch::launch;
+async fn canceled_stand_in_payments_reopen_the_link() {
+    use billing_examples::server::launch::{launch, STAND_IN_READER};
     use billing_examples::server::settings::Settings;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -442,18 +443,28 @@ async fn canceled_stand_in_payment_reopens_the_link() {
     let _server = launched.app.spawn(listener).unwrap();
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
-    let started = client.post(&public_url).form(&[("provider", "maksekeskus")]).send().await.unwrap();
-    let checkout_url = location(&started);
-    let processing = client.get(&public_url).send().await.unwrap().text().await.unwrap();
-    let canceled = client.post(format!("{checkout_url}/cancel")).send().await.unwrap();
-    let returned = client.get(location(&canceled)).send().await.unwrap().text().await.unwrap();
-    let reopened = client.get(&public_url).send().await.unwrap().text().await.unwrap();
+    for (provider, label) in [("maksekeskus", "Maksekeskus stand-in"), ("stripe", "Stripe stand-in")] {
+        let started = client.post(&public_url).form(&[("provider", provider)]).send().await.unwrap();
+        let checkout_url = location(&started);
+        let processing = client.get(&public_url).send().await.unwrap().text().await.unwrap();
+        let canceled = client.post(format!("{checkout_url}/cancel")).send().await.unwrap();
+        let returned = client.get(location(&canceled)).send().await.unwrap().text().await.unwrap();
+        let reopened = client.get(&public_url).send().await.unwrap().text().await.unwrap();
 
-    assert!(processing.contains("A payment is being processed."), "{processing}");
-    assert_eq!(canceled.status(), StatusCode::SEE_OTHER);
-    assert!(returned.contains("The payment was not completed."), "{returned}");
-    assert!(reopened.contains("Awaiting payment"), "{reopened}");
-    assert!(reopened.contains("Pay with bank link or card (Maksekeskus stand-in)"), "{reopened}");
+        assert!(processing.contains("A payment is being processed."), "{provider}: {processing}");
+        assert_eq!(canceled.status(), StatusCode::SEE_OTHER, "{provider}");
+        assert!(returned.contains("The payment was not completed."), "{provider}: {returned}");
+        assert!(reopened.contains("Awaiting payment"), "{provider}: {reopened}");
+        assert!(reopened.contains(label), "{provider}: {reopened}");
+    }
+    let terminal = client
+        .post(format!("{}/api/staff/invoices/{}/terminal", launched.app.base_url(), launched.seed.invoice_id))
+        .bearer_auth(&launched.seed.staff.token)
+        .json(&serde_json::json!({ "reader": STAND_IN_READER }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(terminal.status(), StatusCode::ACCEPTED);
 }
 
 #[tokio::test]

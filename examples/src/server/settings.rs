@@ -28,6 +28,31 @@ pub enum SettingsError {
     Incomplete { present: &'static str, missing: &'static str },
 }
 
+/// A Stripe account. Without one the server runs a local stand-in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StripeSettings {
+    /// `STRIPE_SECRET_KEY`.
+    pub secret_key: String,
+    /// `STRIPE_WEBHOOK_SECRET`: the signing secret of the endpoint that
+    /// points at `/webhooks/stripe`.
+    pub webhook_secret: String,
+    /// `STRIPE_API_BASE`: another API base URL, such as a local fake's.
+    pub api_base: Option<String>,
+    /// `STRIPE_TERMINAL_READERS`: comma-separated reader ids for the Terminal button.
+    pub terminal_readers: Vec<String>,
+}
+
+impl fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("secret_key", &"(redacted)")
+            .field("webhook_secret", &"(redacted)")
+            .field("api_base", &self.api_base)
+            .field("terminal_readers", &self.terminal_readers)
+            .finish()
+    }
+}
+
 /// A Maksekeskus shop. Without one the server runs a local stand-in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MaksekeskusSettings {
@@ -59,6 +84,7 @@ pub struct Settings {
     pub base_url: Option<String>,
     /// PostgreSQL when set; the in-memory store otherwise.
     pub database_url: Option<String>,
+    pub stripe: Option<StripeSettings>,
     pub maksekeskus: Option<MaksekeskusSettings>,
 }
 
@@ -68,6 +94,7 @@ impl fmt::Debug for Settings {
             .field("port", &self.port)
             .field("base_url", &self.base_url)
             .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .field("stripe", &self.stripe)
             .field("maksekeskus", &self.maksekeskus)
             .finish()
     }
@@ -104,7 +131,21 @@ impl Settings {
         let maksekeskus = pair(&env, "MAKSEKESKUS_SHOP_ID", "MAKSEKESKUS_SECRET_KEY")?.map(|(shop_id, secret_key)| {
             MaksekeskusSettings { shop_id, secret_key, api_base: non_empty(env("MAKSEKESKUS_API_BASE")) }
         });
-        Ok(Settings { port, base_url, database_url: non_empty(env("DATABASE_URL")), maksekeskus })
+        let stripe = pair(&env, "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")?.map(|(secret_key, webhook_secret)| {
+            StripeSettings {
+                secret_key,
+                webhook_secret,
+                api_base: non_empty(env("STRIPE_API_BASE")),
+                terminal_readers: env("STRIPE_TERMINAL_READERS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|reader| !reader.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            }
+        });
+        Ok(Settings { port, base_url, database_url: non_empty(env("DATABASE_URL")), stripe, maksekeskus })
     }
 
     /// The settings of this process.
@@ -188,6 +229,33 @@ mod tests {
         );
         assert_eq!(both.maksekeskus.unwrap().shop_id, "shop");
         assert_eq!(read(&[], &[]).unwrap().maksekeskus, None);
+    }
+
+    #[test]
+    fn stripe_reads_keys_base_and_readers() {
+        let settings = read(
+            &[],
+            &[
+                ("STRIPE_SECRET_KEY", "sk_test_x"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_y"),
+                ("STRIPE_API_BASE", "http://127.0.0.1:12111/"),
+                ("STRIPE_TERMINAL_READERS", "tmr_a, tmr_b,"),
+            ],
+        )
+        .unwrap();
+        let stripe = settings.stripe.clone().unwrap();
+
+        assert_eq!(stripe.api_base.as_deref(), Some("http://127.0.0.1:12111/"));
+        assert_eq!(stripe.terminal_readers, ["tmr_a", "tmr_b"]);
+        assert!(!format!("{settings:?}").contains("sk_test_x"));
+        assert!(!format!("{settings:?}").contains("whsec_y"));
+    }
+
+    #[test]
+    fn stripe_needs_both_secrets() {
+        let error = read(&[], &[("STRIPE_WEBHOOK_SECRET", "whsec_y")]).unwrap_err();
+
+        assert_eq!(error, SettingsError::Incomplete { present: "STRIPE_WEBHOOK_SECRET", missing: "STRIPE_SECRET_KEY" });
     }
 
     #[test]

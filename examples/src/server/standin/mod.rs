@@ -16,6 +16,7 @@
 //! are configured.
 
 pub mod maksekeskus;
+pub mod stripe;
 
 use std::fmt;
 use std::net::SocketAddr;
