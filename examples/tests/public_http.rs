@@ -431,7 +431,7 @@ async fn server_binary_pays_through_stand_in() {
 }
 
 /// A canceled attempt on either stand-in page makes the invoice payable
-/// again; staff can start a Terminal payment on the Stripe stand-in reader.
+/// again; a Terminal payment on the Stripe stand-in reader then pays it.
 #[tokio::test]
 async fn canceled_stand_in_payments_reopen_the_link() {
     use billing_examples::server::launch::{launch, STAND_IN_READER};
@@ -464,7 +464,15 @@ async fn canceled_stand_in_payments_reopen_the_link() {
         .send()
         .await
         .unwrap();
+    let stripe_page = launched.stand_ins.pages.iter().find(|page| page.provider().as_str() == "stripe").unwrap().url();
+    let reader = client.get(format!("{stripe_page}/readers/{STAND_IN_READER}")).send().await.unwrap();
+    let presented = client.post(format!("{stripe_page}/readers/{STAND_IN_READER}/present")).send().await.unwrap();
+    let gone = client.get(&public_url).send().await.unwrap();
+
     assert_eq!(terminal.status(), StatusCode::ACCEPTED);
+    assert!(reader.text().await.unwrap().contains("Local stand-in for a Stripe card reader"));
+    assert_eq!(presented.status(), StatusCode::SEE_OTHER);
+    assert_eq!(gone.status(), StatusCode::GONE, "the card on the reader paid the invoice");
 }
 
 #[tokio::test]

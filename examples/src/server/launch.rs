@@ -171,7 +171,8 @@ async fn stripe_stand_in(
     tracing::warn!(api = %fake.base_url(), page = %page_url, "no Stripe keys: using a local stand-in");
     let note = format!(
         "Stripe: LOCAL STAND-IN (no STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET): fake API at {}, \
-         payment page at {page_url}, Terminal reader {STAND_IN_READER}. No money moves.",
+         payment page at {page_url}, card reader {STAND_IN_READER} at {page_url}/readers/{STAND_IN_READER}. \
+         No money moves.",
         fake.base_url()
     );
     stand_ins.stripe = Some(fake);

@@ -51,6 +51,9 @@ pub enum StandInError {
     #[error("the stand-in knows no payment with reference {reference}")]
     UnknownReference { reference: String },
 
+    #[error("the stand-in has no card reader {reader} with a payment waiting")]
+    UnknownReader { reader: String },
+
     #[error("the stand-in could not build the webhook: {reason}")]
     Webhook { reason: String },
 }
@@ -78,6 +81,18 @@ pub trait HostedStandIn: Send + Sync {
     ///
     /// [`StandInError`] naming what is missing.
     async fn webhook(&self, reference: &str, outcome: StandInOutcome) -> Result<WebhookRequest, StandInError>;
+
+    /// The webhook the provider would send when a card is presented on
+    /// (`Paid`) or declined by (`Canceled`) a card reader. Providers without
+    /// card readers keep this default.
+    ///
+    /// # Errors
+    ///
+    /// [`StandInError::UnknownReader`] by default.
+    async fn reader_webhook(&self, reader: &str, outcome: StandInOutcome) -> Result<WebhookRequest, StandInError> {
+        let _ = outcome;
+        Err(StandInError::UnknownReader { reader: reader.to_owned() })
+    }
 }
 
 /// Wraps a real provider adapter and points its hosted-page redirects at a stand-in page.
@@ -142,6 +157,7 @@ struct StandInState {
 /// A stand-in page server running in the background; dropping it stops it.
 #[derive(Debug)]
 pub struct RunningStandIn {
+    provider: ProviderName,
     address: SocketAddr,
     _stop: oneshot::Sender<()>,
 }
@@ -149,6 +165,11 @@ pub struct RunningStandIn {
 impl RunningStandIn {
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// The provider whose pages this serves.
+    pub fn provider(&self) -> &ProviderName {
+        &self.provider
     }
 }
 
@@ -164,12 +185,16 @@ pub fn spawn_stand_in(
     server_base: impl Into<String>,
 ) -> std::io::Result<RunningStandIn> {
     let address = listener.local_addr()?;
+    let provider = stand_in.provider();
     let title = stand_in.title().to_owned();
     let state = StandInState { stand_in, server_base: server_base.into(), client: reqwest::Client::new() };
     let router = Router::new()
         .route("/checkout/{reference}", get(checkout_page))
         .route("/checkout/{reference}/pay", post(pay))
         .route("/checkout/{reference}/cancel", post(cancel))
+        .route("/readers/{reader}", get(reader_page))
+        .route("/readers/{reader}/present", post(present_card))
+        .route("/readers/{reader}/decline", post(decline_card))
         .with_state(state);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -181,7 +206,7 @@ pub fn spawn_stand_in(
             tracing::error!(%error, "stand-in page server failed");
         }
     });
-    Ok(RunningStandIn { address, _stop: stop })
+    Ok(RunningStandIn { provider, address, _stop: stop })
 }
 
 async fn checkout_page(State(state): State<StandInState>, Path(reference): Path<String>) -> Response {
@@ -213,11 +238,58 @@ async fn cancel(state: State<StandInState>, reference: Path<String>) -> Response
 
 /// Delivers the signed webhook for `outcome`, then sends the browser to the return page.
 async fn finish(State(state): State<StandInState>, Path(reference): Path<String>, outcome: StandInOutcome) -> Response {
-    let provider = state.stand_in.provider();
     let webhook = match state.stand_in.webhook(&reference, outcome).await {
         Ok(webhook) => webhook,
         Err(error) => return (StatusCode::NOT_FOUND, error.to_string()).into_response(),
     };
+    if let Err(failure) = deliver(&state, webhook, outcome).await {
+        return failure;
+    }
+    let provider = state.stand_in.provider();
+    let target = format!("{}/return/{provider}?reference={}", state.server_base, encode(&reference));
+    Redirect::to(&target).into_response()
+}
+
+/// A simulated card reader: staff start a Terminal payment on it, then
+/// present or decline a card here.
+async fn reader_page(State(state): State<StandInState>, Path(reader): Path<String>) -> Response {
+    let title = escape(state.stand_in.title());
+    let reader = escape(&encode(&reader));
+    let body = Markup::raw(format!(
+        "<p class=\"notice\" id=\"stand-in-notice\">Local stand-in for a {title} card reader. \
+         No card is charged and no money moves.</p>\n<h1>Reader {reader} (stand-in)</h1>\n\
+         <form class=\"inline\" method=\"post\" action=\"/readers/{reader}/present\"><button>Present card</button></form>\n\
+         <form class=\"inline\" method=\"post\" action=\"/readers/{reader}/decline\"><button>Decline card</button></form>\n"
+    ));
+    Page::new(Lang::En, format!("{} reader (stand-in)", state.stand_in.title()), body).into_response()
+}
+
+async fn present_card(state: State<StandInState>, reader: Path<String>) -> Response {
+    reader_finish(state, reader, StandInOutcome::Paid).await
+}
+
+async fn decline_card(state: State<StandInState>, reader: Path<String>) -> Response {
+    reader_finish(state, reader, StandInOutcome::Canceled).await
+}
+
+async fn reader_finish(
+    State(state): State<StandInState>,
+    Path(reader): Path<String>,
+    outcome: StandInOutcome,
+) -> Response {
+    let webhook = match state.stand_in.reader_webhook(&reader, outcome).await {
+        Ok(webhook) => webhook,
+        Err(error) => return (StatusCode::NOT_FOUND, error.to_string()).into_response(),
+    };
+    if let Err(failure) = deliver(&state, webhook, outcome).await {
+        return failure;
+    }
+    Redirect::to(&format!("/readers/{}", encode(&reader))).into_response()
+}
+
+/// Posts a signed webhook to the workspace server; a non-2xx answer becomes the page's answer.
+async fn deliver(state: &StandInState, webhook: WebhookRequest, outcome: StandInOutcome) -> Result<(), Response> {
+    let provider = state.stand_in.provider();
     let mut url = format!("{}/webhooks/{provider}", state.server_base);
     if let Some(query) = &webhook.query {
         url = format!("{url}?{query}");
@@ -229,20 +301,19 @@ async fn finish(State(state): State<StandInState>, Path(reference): Path<String>
     match request.send().await {
         Ok(response) if response.status().is_success() => {
             tracing::info!(%provider, ?outcome, "stand-in delivered a signed webhook");
+            Ok(())
         }
         Ok(response) => {
             let status = response.status();
             tracing::error!(%provider, status = status.as_u16(), "the workspace server rejected the stand-in's webhook");
             let text = format!("The workspace server returned {status} for the signed webhook; see its log.");
-            return (StatusCode::BAD_GATEWAY, text).into_response();
+            Err((StatusCode::BAD_GATEWAY, text).into_response())
         }
         Err(error) => {
             tracing::error!(%provider, %error, "the stand-in could not reach the workspace server");
-            return (StatusCode::BAD_GATEWAY, format!("cannot reach the workspace server: {error}")).into_response();
+            Err((StatusCode::BAD_GATEWAY, format!("cannot reach the workspace server: {error}")).into_response())
         }
     }
-    let target = format!("{}/return/{provider}?reference={}", state.server_base, encode(&reference));
-    Redirect::to(&target).into_response()
 }
 
 fn encode(text: &str) -> String {

@@ -6,7 +6,9 @@
 //! and delivers `checkout.session.completed`. Cancel expires the session and
 //! delivers `checkout.session.expired`. Both events are signed with the
 //! fake's webhook secret the way Stripe signs them, so the adapter's
-//! signature check runs unchanged.
+//! signature check runs unchanged. The simulated card reader presents or
+//! declines a card for the Terminal payment waiting on it and delivers
+//! `terminal.reader.action_succeeded` or `.action_failed`.
 
 use std::sync::Arc;
 
@@ -89,5 +91,19 @@ impl HostedStandIn for StripeStandIn {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let event_id = format!("evt_stand_in_{event_type}_{reference}").replace('.', "_");
         self.fake.signed_webhook(&event_id, event_type, session, now).map_err(failed)
+    }
+
+    async fn reader_webhook(&self, reader: &str, outcome: StandInOutcome) -> Result<WebhookRequest, StandInError> {
+        let unknown = |_: FakeError| StandInError::UnknownReader { reader: reader.to_owned() };
+        let (event_type, object) = match outcome {
+            StandInOutcome::Paid => ("terminal.reader.action_succeeded", self.fake.present_card(reader)),
+            StandInOutcome::Canceled => ("terminal.reader.action_failed", self.fake.decline_card(reader)),
+        };
+        let object = object.map_err(unknown)?;
+        let now = OffsetDateTime::now_utc();
+        // The same reader takes many payments: the clock keeps event ids apart.
+        let event_id = format!("evt_stand_in_{}_{reader}_{}", event_type.replace('.', "_"), now.unix_timestamp_nanos());
+        let failed = |error: FakeError| StandInError::Webhook { reason: error.to_string() };
+        self.fake.signed_webhook(&event_id, event_type, object, now.unix_timestamp()).map_err(failed)
     }
 }
