@@ -68,6 +68,24 @@ pub enum PaymentInsert {
     ReferenceTaken(Box<Payment>),
 }
 
+/// Rows a batched operation writes in one transaction, as the service decided them.
+///
+/// The store writes them in the order of the fields: payments and invoices
+/// under the version rule of [`StoreTx::save_payment`], ledger entries with
+/// their account balances, idempotency records, inbox states, log entries,
+/// and last the resolutions, each of which marks every open log entry about
+/// its event, except the entry `by` itself, as resolved by `by`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchWrites {
+    pub payments: Vec<Payment>,
+    pub invoices: Vec<Invoice>,
+    pub ledger: Vec<LedgerEntry>,
+    pub idempotency: Vec<IdempotencyRecord>,
+    pub inbox: Vec<(EventKey, InboxState)>,
+    pub log: Vec<LogEntry>,
+    pub resolutions: Vec<(EventKey, LogEntryId)>,
+}
+
 /// A filter for the payment log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogFilter {
@@ -194,6 +212,108 @@ pub trait StoreTx: Send {
     async fn resolve_log_for_payment(&mut self, payment: PaymentId, by: LogEntryId) -> Result<(), StoreError>;
     /// Marks one open entry as resolved by the entry `by`.
     async fn resolve_log_entry(&mut self, id: LogEntryId, by: LogEntryId) -> Result<(), StoreError>;
+
+    /// Claims several events, in the order given; see [`StoreTx::claim_event`].
+    /// Callers pass distinct keys sorted by key, so that two batches lock
+    /// inbox rows in one order.
+    async fn claim_events(
+        &mut self,
+        events: &[ProviderEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<InboxClaim>, StoreError> {
+        let mut claims = Vec::with_capacity(events.len());
+        for event in events {
+            claims.push(self.claim_event(event, now).await?);
+        }
+        Ok(claims)
+    }
+
+    /// Reads payments without locking them; missing ids are left out.
+    async fn peek_payments(&mut self, ids: &[PaymentId]) -> Result<Vec<Payment>, StoreError> {
+        let mut payments = Vec::with_capacity(ids.len());
+        for id in ids {
+            payments.extend(self.peek_payment(*id).await?);
+        }
+        Ok(payments)
+    }
+
+    /// Loads and locks invoices in the order given (callers sort them by id);
+    /// missing ids are left out.
+    async fn load_invoices(&mut self, ids: &[InvoiceId]) -> Result<Vec<Invoice>, StoreError> {
+        let mut invoices = Vec::with_capacity(ids.len());
+        for id in ids {
+            invoices.extend(self.load_invoice(*id).await?);
+        }
+        Ok(invoices)
+    }
+
+    /// Loads and locks payments in the order given (callers sort them by id);
+    /// missing ids are left out.
+    async fn load_payments(&mut self, ids: &[PaymentId]) -> Result<Vec<Payment>, StoreError> {
+        let mut payments = Vec::with_capacity(ids.len());
+        for id in ids {
+            payments.extend(self.load_payment(*id).await?);
+        }
+        Ok(payments)
+    }
+
+    /// Loads and locks accounts in the order given (callers sort them), as
+    /// [`StoreTx::load_account`] does for one.
+    async fn load_accounts(&mut self, tenants: &[TenantId]) -> Result<Vec<AccountSnapshot>, StoreError> {
+        let mut accounts = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            accounts.push(self.load_account(*tenant).await?);
+        }
+        Ok(accounts)
+    }
+
+    /// [`StoreTx::invoice_credits`] for several invoices, in the order given.
+    async fn invoice_credits_of(&mut self, invoices: &[InvoiceId]) -> Result<Vec<InvoiceCredits>, StoreError> {
+        let mut credits = Vec::with_capacity(invoices.len());
+        for invoice in invoices {
+            credits.push(self.invoice_credits(*invoice).await?);
+        }
+        Ok(credits)
+    }
+
+    /// The stored records of those of `keys` that the tenant has used.
+    async fn idempotency_records(
+        &mut self,
+        tenant: TenantId,
+        keys: &[IdempotencyKey],
+    ) -> Result<Vec<IdempotencyRecord>, StoreError> {
+        let mut records = Vec::new();
+        for key in keys {
+            records.extend(self.idempotency_record(tenant, key).await?);
+        }
+        Ok(records)
+    }
+
+    /// Writes what a batched operation decided; see [`BatchWrites`].
+    async fn write_batch(&mut self, writes: &BatchWrites, now: OffsetDateTime) -> Result<(), StoreError> {
+        for payment in &writes.payments {
+            self.save_payment(payment).await?;
+        }
+        for invoice in &writes.invoices {
+            self.save_invoice(invoice).await?;
+        }
+        for entry in &writes.ledger {
+            self.append_ledger(entry).await?;
+        }
+        for record in &writes.idempotency {
+            self.insert_idempotency_record(record).await?;
+        }
+        for (key, state) in &writes.inbox {
+            self.set_inbox_state(key, *state, now).await?;
+        }
+        for entry in &writes.log {
+            self.append_log(entry).await?;
+        }
+        for (event, by) in &writes.resolutions {
+            self.resolve_log_for_event(event, *by).await?;
+        }
+        Ok(())
+    }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

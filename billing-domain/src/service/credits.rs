@@ -328,7 +328,7 @@ async fn load_tenant_hold(tx: &mut dyn StoreTx, tenant: TenantId, hold_id: HoldI
     }
 }
 
-fn require_module(module: &str) -> Result<(), BillingError> {
+pub(super) fn require_module(module: &str) -> Result<(), BillingError> {
     if module.trim().is_empty() {
         return Err(BillingError::InvalidInput { reason: "module name must not be empty".into() });
     }

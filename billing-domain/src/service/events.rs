@@ -66,13 +66,7 @@ impl BillingService {
     async fn ingest_once(&self, event: &ProviderEvent, origin: Origin) -> Result<EventReport, BillingError> {
         let now = self.clock.now();
         let key = event.key();
-        let mut draft = LogDraft::new(origin.source);
-        draft.provider = Some(event.provider.clone());
-        draft.event = Some(key.clone());
-        draft.actor = origin.actor;
-        draft.tenant_id = event.matches.tenant_id;
-        draft.invoice_id = event.matches.invoice_id;
-        draft.payment_id = event.matches.payment_id;
+        let mut draft = event_draft(event, origin);
 
         let mut tx = self.store.begin().await?;
         if let InboxClaim::Done(_) = tx.claim_event(event, now).await? {
@@ -171,13 +165,7 @@ impl BillingService {
         open: bool,
     ) -> Result<EventReport, BillingError> {
         let now = self.clock.now();
-        let state = match outcome {
-            LogOutcome::Applied | LogOutcome::Ignored | LogOutcome::Duplicate => InboxState::Done,
-            LogOutcome::Rejected | LogOutcome::Unmatched | LogOutcome::Parked | LogOutcome::Failed => {
-                InboxState::Unresolved
-            }
-        };
-        tx.set_inbox_state(key, state, now).await?;
+        tx.set_inbox_state(key, inbox_state_after(outcome), now).await?;
         let entry = draft.entry(self.new_log_id(), outcome, reason.clone(), open, now);
         tx.append_log(&entry).await?;
         tx.resolve_log_for_event(key, entry.id).await?;
@@ -188,7 +176,7 @@ impl BillingService {
     /// Records the provider's reference on a payment that has none yet (its
     /// start call timed out before the provider answered), so later fetches
     /// and events can find it. Returns whether the payment changed.
-    async fn learn_reference(
+    pub(super) async fn learn_reference(
         &self,
         tx: &mut dyn StoreTx,
         event: &ProviderEvent,
@@ -209,7 +197,7 @@ impl BillingService {
 
     /// Finds the payment an event is about: by the payment id in its metadata,
     /// else by the provider reference. Returns the outcome to log when none fits.
-    async fn locate_payment(
+    pub(super) async fn locate_payment(
         &self,
         tx: &mut dyn StoreTx,
         event: &ProviderEvent,
@@ -240,7 +228,7 @@ impl BillingService {
 /// Checks the event's claims against the payment it matched: the provider must
 /// be the payment's, and tenant or invoice ids in the metadata must not name
 /// another one, because metadata ids win over the reference.
-fn check_claims(event: &ProviderEvent, payment: &Payment) -> Result<(), String> {
+pub(super) fn check_claims(event: &ProviderEvent, payment: &Payment) -> Result<(), String> {
     if payment.provider != event.provider {
         return Err(format!("payment {} belongs to provider {}", payment.id, payment.provider));
     }
@@ -253,11 +241,17 @@ fn check_claims(event: &ProviderEvent, payment: &Payment) -> Result<(), String> 
     Ok(())
 }
 
-fn touches_credits(kind: &EventKind) -> bool {
+pub(super) fn touches_credits(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Succeeded | EventKind::Refunded { .. } | EventKind::DisputeLost)
 }
 
-fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String, needs_attention: bool) -> EventReport {
+pub(super) fn report(
+    key: &EventKey,
+    outcome: LogOutcome,
+    draft: &LogDraft,
+    reason: String,
+    needs_attention: bool,
+) -> EventReport {
     EventReport {
         event: key.clone(),
         outcome,
@@ -266,4 +260,27 @@ fn report(key: &EventKey, outcome: LogOutcome, draft: &LogDraft, reason: String,
         reason,
         needs_attention,
     }
+}
+
+/// The inbox state an outcome leaves: done when the event took effect or
+/// needs nothing, unresolved when a redelivery or retry should try again.
+pub(super) fn inbox_state_after(outcome: LogOutcome) -> InboxState {
+    match outcome {
+        LogOutcome::Applied | LogOutcome::Ignored | LogOutcome::Duplicate => InboxState::Done,
+        LogOutcome::Rejected | LogOutcome::Unmatched | LogOutcome::Parked | LogOutcome::Failed => {
+            InboxState::Unresolved
+        }
+    }
+}
+
+/// The log fields every row about `event` carries.
+pub(super) fn event_draft(event: &ProviderEvent, origin: Origin) -> LogDraft {
+    let mut draft = LogDraft::new(origin.source);
+    draft.provider = Some(event.provider.clone());
+    draft.event = Some(event.key());
+    draft.actor = origin.actor;
+    draft.tenant_id = event.matches.tenant_id;
+    draft.invoice_id = event.matches.invoice_id;
+    draft.payment_id = event.matches.payment_id;
+    draft
 }

@@ -10,6 +10,7 @@
 //! construct after checking membership; a public or customer caller cannot
 //! compile a call to them.
 
+mod batch;
 mod credits;
 mod events;
 mod invoices;

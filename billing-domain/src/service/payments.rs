@@ -6,6 +6,7 @@
 //! `Unknown`, never failed.
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::event::ProviderEvent;
 use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference};
@@ -139,17 +140,27 @@ impl BillingService {
         let events = match verified.and_then(|events| only_from(provider_name, events)) {
             Ok(events) => events,
             Err(error) => {
-                tracing::warn!(provider = %provider_name, %error, "webhook rejected");
-                let mut draft = LogDraft::new(LogSource::Webhook);
-                draft.provider = Some(provider_name.clone());
-                let mut tx = self.store.begin().await?;
-                tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Rejected, error.to_string(), false, now))
-                    .await?;
-                tx.commit().await?;
+                self.log_rejected_webhook(provider_name, &error, now).await?;
                 return Err(error.into());
             }
         };
         self.apply_events(&events, Origin { source: LogSource::Webhook, actor: None }).await
+    }
+
+    /// Logs a webhook that failed verification, without its payload.
+    pub(super) async fn log_rejected_webhook(
+        &self,
+        provider_name: &ProviderName,
+        error: &ProviderError,
+        now: OffsetDateTime,
+    ) -> Result<(), BillingError> {
+        tracing::warn!(provider = %provider_name, %error, "webhook rejected");
+        let mut draft = LogDraft::new(LogSource::Webhook);
+        draft.provider = Some(provider_name.clone());
+        let mut tx = self.store.begin().await?;
+        tx.append_log(&draft.entry(self.new_log_id(), LogOutcome::Rejected, error.to_string(), false, now)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Asks the provider for a payment's state after the customer returned,
@@ -461,7 +472,10 @@ fn planned_reference(invoice: &Invoice, channel: &Channel) -> Result<Option<Prov
 
 /// Rejects verified events that name another provider: only the provider
 /// that checked the signature vouches for them, so they must carry its name.
-fn only_from(provider: &ProviderName, events: Vec<ProviderEvent>) -> Result<Vec<ProviderEvent>, ProviderError> {
+pub(super) fn only_from(
+    provider: &ProviderName,
+    events: Vec<ProviderEvent>,
+) -> Result<Vec<ProviderEvent>, ProviderError> {
     if let Some(foreign) = events.iter().find(|event| &event.provider != provider) {
         return Err(ProviderError::InvalidWebhook {
             reason: format!("event {} names provider {}, not {provider}", foreign.event_id, foreign.provider),

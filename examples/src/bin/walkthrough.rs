@@ -1,7 +1,9 @@
 //! The whole billing flow, step by step, in plain words.
 //!
 //! Run it with `cargo run -p billing-examples --bin walkthrough`. It uses the
-//! in-memory store, the system clock and the operating system's random
+//! PostgreSQL store when `DATABASE_URL` is set (applying the migrations
+//! first) and the in-memory store otherwise, with the same output; the
+//! store in use is named on standard error. It uses the system clock and the operating system's random
 //! source. It settles invoices through `provider-free` (a bank transfer
 //! confirmed by staff and a zero-total invoice), through Stripe Checkout and
 //! through Maksekeskus. The Stripe and Maksekeskus APIs are local stand-ins
@@ -62,7 +64,22 @@ impl Walkthrough {
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut walk = Walkthrough::default();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = match std::env::var("DATABASE_URL") {
+        Ok(url) => match storage_postgres::PgStore::connect(&url).await {
+            Ok(store) => {
+                eprintln!("store: PostgreSQL (DATABASE_URL)");
+                Arc::new(store)
+            }
+            Err(error) => {
+                println!("The walkthrough could not open the PostgreSQL store: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => {
+            eprintln!("store: in memory (set DATABASE_URL to use PostgreSQL)");
+            Arc::new(MemoryStore::new())
+        }
+    };
 
     match run(&mut walk, store).await {
         Ok(()) if walk.failures.is_empty() => {
