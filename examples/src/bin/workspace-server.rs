@@ -7,6 +7,7 @@
 //! the printed links and tokens go to stdout and never into the log.
 //! Everything else lives in `billing_examples::server`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use billing_examples::server::launch::{launch, Launched};
@@ -58,26 +59,29 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Prints the links and tokens to stdout. A closed stdout must not stop the
+/// server, so write errors are ignored here.
 fn print_banner(launched: &Launched) {
     let seed = &launched.seed;
     let base = launched.app.base_url();
-    println!();
-    println!("Workspace server on {base} ({})", launched.store_description);
+    let mut banner = format!("\nWorkspace server on {base} ({})\n", launched.store_description);
     for line in &launched.notes {
-        println!("  {line}");
+        banner.push_str(&format!("  {line}\n"));
     }
-    println!();
-    println!("Demo invoice {}: public payment link (no sign-in needed):", seed.invoice_number);
-    println!("  {}", seed.public_url);
-    println!();
-    println!("Demo users: paste a token at {base}/signin, or send it as `Authorization: Bearer <token>`:");
+    banner.push_str(&format!(
+        "\nDemo invoice {}: public payment link (no sign-in needed):\n  {}\n\n",
+        seed.invoice_number, seed.public_url
+    ));
+    banner.push_str(&format!(
+        "Demo users: paste a token at {base}/signin, or send it as `Authorization: Bearer <token>`:\n"
+    ));
     for user in [&seed.staff, &seed.customer, &seed.other_customer] {
-        println!("  {:<24} {}", user.name, user.token);
+        banner.push_str(&format!("  {:<24} {}\n", user.name, user.token));
     }
-    println!();
-    println!("Staff dashboard: {base}/staff   Customer workspace: {base}/workspace");
-    println!("Press Ctrl-C to stop.");
-    println!();
+    banner.push_str(&format!("\nStaff dashboard: {base}/staff   Customer workspace: {base}/workspace\n"));
+    banner.push_str("Press Ctrl-C to stop.\n\n");
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

@@ -19,6 +19,7 @@ use provider_maksekeskus::test_server::{FakeError, FakeMaksekeskus};
 use provider_maksekeskus::{ConfigError, Environment, MaksekeskusConfig, MaksekeskusProvider, SecretKey};
 use provider_stripe::test_server::FakeStripe;
 use provider_stripe::{Secret, StripeConfig, StripeProvider, PROVIDER_NAME as STRIPE};
+use storage_postgres::{PgStore, PgStoreError};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
@@ -59,8 +60,8 @@ pub enum LaunchError {
     #[error("cannot open a loopback port: {0}")]
     Io(#[from] std::io::Error),
 
-    #[error("DATABASE_URL is set, but this build has no PostgreSQL store yet; unset DATABASE_URL to use the in-memory store")]
-    NoPostgres,
+    #[error(transparent)]
+    Postgres(#[from] PgStoreError),
 
     #[error("Stripe settings are invalid: {0}")]
     Stripe(#[from] provider_stripe::ConfigError),
@@ -90,13 +91,10 @@ pub async fn launch(settings: &Settings, listener: &TcpListener) -> Result<Launc
     let address = listener.local_addr()?;
     let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{address}"));
 
-    // FIXME: PostgreSQL is wired once storage-postgres lands; until then a
-    // set DATABASE_URL stops the server instead of silently using memory.
-    if settings.database_url.is_some() {
-        return Err(LaunchError::NoPostgres);
-    }
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let store_description = "in-memory store";
+    let (store, store_description): (Arc<dyn Store>, &'static str) = match &settings.database_url {
+        Some(url) => (Arc::new(PgStore::connect(url).await?), "PostgreSQL"),
+        None => (Arc::new(MemoryStore::new()), "in-memory store"),
+    };
 
     let mut notes = vec!["Providers: free (zero totals), manual (staff-recorded cash and transfers).".to_owned()];
     let mut stand_ins = StandIns::default();
