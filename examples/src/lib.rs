@@ -1,5 +1,8 @@
 //! Building blocks the examples share: the production clock and random
-//! source that `billing-domain` leaves to the application.
+//! source that `billing-domain` leaves to the application, and the
+//! reference workspace server ([`server`]).
+
+pub mod server;
 
 use billing_domain::service::{Clock, RandomSource};
 use rand::RngCore;

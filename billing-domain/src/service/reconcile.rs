@@ -63,6 +63,17 @@ impl BillingService {
         Ok(entries)
     }
 
+    /// The latest log entries of the staff member's tenant, newest first: the
+    /// activity feed a staff dashboard links invoices and payments from.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn recent_log(&self, staff: &StaffContext, limit: usize) -> Result<Vec<LogEntry>, BillingError> {
+        let filter = LogFilter { tenant_id: Some(staff.tenant_id), limit, ..LogFilter::default() };
+        Ok(self.store.log_entries(&filter).await?)
+    }
+
     /// Payments still created, pending or unknown after `older_than`, oldest first.
     ///
     /// # Errors
