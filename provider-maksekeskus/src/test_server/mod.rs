@@ -110,6 +110,8 @@ impl Shared {
 
 struct FakeState {
     now: OffsetDateTime,
+    /// Distinguishes this server's ids from those of earlier runs.
+    run_tag: u32,
     /// The last number used in a transaction or refund id.
     last_id: u64,
     transactions: Vec<FakeTransaction>,
@@ -136,10 +138,11 @@ impl FakeState {
             .ok_or_else(|| FakeError::UnknownTransaction { id: id.to_owned() })
     }
 
-    /// Mints a UUID-shaped id that is unique within this server and repeatable across runs.
+    /// Mints a UUID-shaped id, unique within this server and, through the
+    /// run tag, across servers sharing one database (two walkthrough runs).
     fn next_id(&mut self, kind: u16) -> String {
         self.last_id += 1;
-        format!("00000000-0000-4000-{kind:04x}-{:012x}", self.last_id)
+        format!("{:08x}-0000-4000-{kind:04x}-{:012x}", self.run_tag, self.last_id)
     }
 }
 
@@ -315,6 +318,7 @@ impl FakeMaksekeskus {
             base_url: format!("http://{address}"),
             state: Mutex::new(FakeState {
                 now,
+                run_tag: run_tag(),
                 last_id: 0,
                 transactions: Vec::new(),
                 refunds: Vec::new(),
@@ -519,4 +523,12 @@ pub enum FakeError {
 
     #[error("the fake could not write a message")]
     Json(#[source] serde_json::Error),
+}
+
+/// A tag that differs between fake servers: the process id mixed with the
+/// wall clock's nanoseconds.
+fn run_tag() -> u32 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.subsec_nanos());
+    std::process::id().rotate_left(16) ^ nanos
 }

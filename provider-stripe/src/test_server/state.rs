@@ -95,6 +95,9 @@ pub(crate) struct FakeState {
     /// The stand-in's clock, in Unix seconds.
     pub now: i64,
     next_id: u64,
+    /// Distinguishes this server's ids from those of earlier runs, so runs
+    /// that share one database (two walkthroughs) never reuse a session id.
+    run_tag: u32,
     base_url: String,
 }
 
@@ -113,6 +116,8 @@ impl FakeState {
             failures: VecDeque::new(),
             now: i64::try_from(now).unwrap_or(i64::MAX),
             next_id: 0,
+            run_tag: std::process::id().rotate_left(16)
+                ^ SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.subsec_nanos()),
             base_url,
         }
     }
@@ -555,7 +560,7 @@ impl FakeState {
 
     fn mint(&mut self, prefix: &str) -> String {
         self.next_id += 1;
-        format!("{prefix}_{:06}", self.next_id)
+        format!("{prefix}_{:08x}{:06}", self.run_tag, self.next_id)
     }
 }
 
