@@ -86,38 +86,44 @@ impl BillingService {
             .collect())
     }
 
-    /// Applies verified provider events in one transaction, each at most once
-    /// per `(provider, event id)`, and returns one report per event in the
-    /// order given. A key that repeats within the batch is applied after the
-    /// batch commits, as its redelivery.
+    /// Applies verified provider events, each at most once per
+    /// `(provider, event id)`, and returns one report per event in the order
+    /// given. Events go to the store in as few transactions as delivery order
+    /// allows: a key that repeats starts a new transaction, so the repeat is
+    /// applied after its first delivery committed, exactly as one-by-one
+    /// delivery would apply it.
     ///
     /// # Errors
     ///
-    /// Store errors only: nothing of the batch was stored.
+    /// Store errors only. The transaction that failed and every later one
+    /// stored nothing; earlier ones did, so redelivering them is a duplicate.
     pub async fn apply_event_batch(&self, events: &[ProviderEvent]) -> Result<Vec<EventReport>, BillingError> {
         let origin = Origin { source: LogSource::Webhook, actor: None };
-        let mut seen = HashSet::new();
-        let (first, repeated): (Vec<usize>, Vec<usize>) =
-            (0..events.len()).partition(|&index| seen.insert(events[index].key()));
+        let mut reports = Vec::with_capacity(events.len());
+        let mut start = 0;
+        while start < events.len() {
+            let mut seen = HashSet::new();
+            let mut end = start;
+            while end < events.len() && seen.insert(events[end].key()) {
+                end += 1;
+            }
 
-        let batch: Vec<&ProviderEvent> = first.iter().map(|&index| &events[index]).collect();
-        let batch_reports = self.with_retries(|| self.ingest_batch_once(&batch, origin)).await?;
-        let mut reports: Vec<Option<EventReport>> = vec![None; events.len()];
-        for (index, batch_report) in first.into_iter().zip(batch_reports) {
-            tracing::info!(
-                provider = %events[index].provider,
-                event_id = %events[index].event_id,
-                payment_id = batch_report.payment_id.map(tracing::field::display),
-                invoice_id = batch_report.invoice_id.map(tracing::field::display),
-                outcome = %batch_report.outcome,
-                "provider event processed in a batch"
-            );
-            reports[index] = Some(batch_report);
+            let batch: Vec<&ProviderEvent> = events[start..end].iter().collect();
+            let batch_reports = self.with_retries(|| self.ingest_batch_once(&batch, origin)).await?;
+            for (event, batch_report) in batch.iter().zip(batch_reports) {
+                tracing::info!(
+                    provider = %event.provider,
+                    event_id = %event.event_id,
+                    payment_id = batch_report.payment_id.map(tracing::field::display),
+                    invoice_id = batch_report.invoice_id.map(tracing::field::display),
+                    outcome = %batch_report.outcome,
+                    "provider event processed in a batch"
+                );
+                reports.push(batch_report);
+            }
+            start = end;
         }
-        for index in repeated {
-            reports[index] = Some(self.ingest(&events[index], origin).await?);
-        }
-        Ok(reports.into_iter().flatten().collect())
+        Ok(reports)
     }
 
     async fn ingest_batch_once(
