@@ -451,18 +451,30 @@ async fn server_binary_pays_through_stand_in() {
     child.kill().await.unwrap();
 }
 
-/// With `DATABASE_URL` the binary keeps everything in PostgreSQL; `bash
-/// scripts/test` provides a throwaway server.
+/// With `DATABASE_URL` the binary keeps everything in PostgreSQL. It gets a
+/// database of its own on the server `bash scripts/test` provides, because
+/// the stand-ins number their objects from 1 on every start, like the
+/// walkthrough's, and references are unique per database.
 #[tokio::test]
 async fn server_binary_runs_on_postgres() {
-    let database_url = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must name a PostgreSQL server; run `bash scripts/test`, which starts one");
+    use sqlx::Connection;
 
-    let (mut child, banner) = start_binary(Some(&database_url)).await;
+    let server_url = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must name a PostgreSQL server; run `bash scripts/test`, which starts one");
+    let name = format!("billing_server_test_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&server_url).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let mut database_url = url::Url::parse(&server_url).unwrap();
+    database_url.set_path(&name);
+
+    let (mut child, banner) = start_binary(Some(database_url.as_str())).await;
     pay_through_stand_in(&banner, "stripe").await;
 
     assert!(banner.contains("(PostgreSQL)"), "{banner}");
     child.kill().await.unwrap();
+    child.wait().await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
 }
 
 /// A canceled attempt on either stand-in page makes the invoice payable
