@@ -155,12 +155,8 @@ fn real_stripe(account: &StripeSettings, base_url: &str) -> Result<StripeProvide
 }
 
 /// Starts the fake Stripe API and the stand-in page, and returns the real
-/// adapter pointed at them.
-///
-/// FIXME: the fakes number their sessions and transactions from 1 on every
-/// start, and provider references are unique per database. On PostgreSQL a
-/// second start with stand-ins collides with the first start's references
-/// when it starts a payment; use a fresh database per demo run, or real keys.
+/// adapter pointed at them. The fakes tag their ids per run, so restarts on
+/// one PostgreSQL database do not collide on provider references.
 async fn stripe_stand_in(
     base_url: &str,
     stand_ins: &mut StandIns,
