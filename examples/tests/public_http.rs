@@ -452,9 +452,8 @@ async fn server_binary_pays_through_stand_in() {
 }
 
 /// With `DATABASE_URL` the binary keeps everything in PostgreSQL. It gets a
-/// database of its own on the server `bash scripts/test` provides, because
-/// the stand-ins number their objects from 1 on every start, like the
-/// walkthrough's, and references are unique per database.
+/// database of its own on the server `bash scripts/test` provides, so its
+/// rows never mix with other tests'.
 #[tokio::test]
 async fn server_binary_runs_on_postgres() {
     use sqlx::Connection;
