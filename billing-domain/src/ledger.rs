@@ -2,7 +2,7 @@
 //!
 //! The balance is the sum of entries. Consumption and holds never take the
 //! available balance (balance minus open holds) below the account's overdraft
-//! limit, which is zero unless the tenant's policy says otherwise. Every
+//! limit, which is zero unless the tenant's policy sets another. Every
 //! retryable operation carries an idempotency key stored with a fingerprint
 //! of its request: the same key with the same request replays the first
 //! result, the same key with a different request is rejected.
@@ -26,7 +26,7 @@ pub struct OverdraftPolicy {
     pub limit: u64,
 }
 
-/// Why credits were reversed.
+/// The cause of a credit reversal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReversalReason {
@@ -34,7 +34,7 @@ pub enum ReversalReason {
     DisputeLost,
 }
 
-/// What an entry records.
+/// The kind of event a ledger entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EntryKind {
@@ -335,7 +335,7 @@ pub fn reversal_due(granted: u64, reversed: u64, refunded_minor: i64, paid_minor
     share.saturating_sub(reversed)
 }
 
-/// Why a ledger operation was refused.
+/// A rejected ledger operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LedgerError {

@@ -123,7 +123,7 @@ impl BillingService {
     ///
     /// A verification failure is logged (without the payload) and returned as
     /// an error, and nothing is applied. Verified events are stored even when
-    /// they cannot apply; the reports say what became of each.
+    /// they cannot apply; the reports tell what became of each.
     ///
     /// # Errors
     ///

@@ -19,7 +19,7 @@ use super::events::{EventReport, Origin};
 use super::payments::payment_draft;
 use super::{BillingError, BillingService, StaffContext};
 
-/// What staff decide for a payment the provider cannot settle.
+/// The outcome staff decide for a payment the provider cannot settle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ForcedOutcome {
@@ -27,7 +27,7 @@ pub enum ForcedOutcome {
     Failed,
 }
 
-/// What a reconciliation did.
+/// The result of reconciling one payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
     pub payment: Payment,

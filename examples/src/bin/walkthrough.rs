@@ -200,7 +200,7 @@ async fn run(walk: &mut Walkthrough, store: Arc<dyn Store>) -> Result<(), Failur
     walk.step("The public link is gone for good");
     let gone = service.public_entry(&token).await;
     walk.say(format!("public link answers: {}", describe(&gone)));
-    walk.expect(matches!(gone, Err(BillingError::PublicLinkGone { .. })), "the paid invoice's link answers gone");
+    walk.expect(matches!(gone, Err(BillingError::PublicLinkGone { .. })), "the paid invoice's link returns gone");
 
     walk.step("A zero-total invoice completes at once");
     let gift = service
@@ -247,7 +247,7 @@ async fn run(walk: &mut Walkthrough, store: Arc<dyn Store>) -> Result<(), Failur
     let unlocked = service.open_content(&customer, content.id).await;
     walk.say(format!("projects in the tenant portal: {}", service.tenant_projects(&customer).await?.len()));
     walk.expect(view.rows.len() == 3, "the customer sees all three rows");
-    walk.expect(unlocked.is_ok(), "the purchased content is unlocked now that the store says paid");
+    walk.expect(unlocked.is_ok(), "the purchased content is unlocked now that the store records the invoice as paid");
 
     walk.step("The staff view adds internal notes, payments and the log");
     service.add_internal_note(&staff, invoice.id, "Customer asked to split the next invoice").await?;
