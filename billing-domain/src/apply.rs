@@ -224,7 +224,8 @@ fn decide_dispute_opened(payment: &mut Payment, invoice: &mut Invoice, now: Offs
     }
     match payment.open_dispute(now) {
         Ok(Transition::AlreadyApplied) => {
-            return Decision::NoChange { reason: format!("dispute already open for payment {}", payment.id) }
+            let state = if payment.status() == PaymentStatus::Disputed { "open" } else { "closed" };
+            return Decision::NoChange { reason: format!("dispute already {state} for payment {}", payment.id) };
         }
         Ok(Transition::Applied) => {}
         Err(error) => return Decision::Reject { reason: error.to_string() },
@@ -501,6 +502,25 @@ mod tests {
         let decision =
             decide(&event(EventKind::DisputeLost, None), &mut payment, &mut invoice, &account(100), granted(100), at());
         assert!(matches!(decision, Decision::Park { .. }));
+    }
+
+    #[test]
+    fn dispute_opening_after_its_result_is_no_change() {
+        let mut invoice = open_invoice(100);
+        let mut payment = payment(&invoice, 1);
+        let paid = event(EventKind::Succeeded, Some(eur(dec!(20))));
+        decide(&paid, &mut payment, &mut invoice, &account(0), granted(0), at());
+        let opened = event(EventKind::DisputeOpened, None);
+        decide(&opened, &mut payment, &mut invoice, &account(100), granted(100), at());
+        decide(&event(EventKind::DisputeWon, None), &mut payment, &mut invoice, &account(100), granted(100), at());
+
+        let decision = decide(&opened, &mut payment, &mut invoice, &account(100), granted(100), at());
+        assert!(
+            matches!(&decision, Decision::NoChange { reason } if reason.contains("already closed")),
+            "{decision:?}"
+        );
+        assert_eq!(payment.status(), PaymentStatus::DisputeWon);
+        assert_eq!(invoice.status(), InvoiceStatus::Paid);
     }
 
     #[test]

@@ -116,6 +116,21 @@ pub struct InvoiceRow {
 }
 
 impl InvoiceRow {
+    /// What the row sells, read from what it grants: credits first, then
+    /// content, then a project. A row that grants credits and also links a
+    /// project is a credits row.
+    pub fn kind(&self) -> RowKind {
+        if self.credits.is_some() {
+            RowKind::Credits
+        } else if self.content.is_some() {
+            RowKind::Content
+        } else if self.project.is_some() {
+            RowKind::ProjectWork
+        } else {
+            RowKind::Other
+        }
+    }
+
     /// Quantity times unit price, checked against the currency's minor unit.
     ///
     /// # Errors
@@ -123,6 +138,34 @@ impl InvoiceRow {
     /// [`MoneyError`] when the product has fraction digits the currency lacks or overflows.
     pub fn line_total(&self) -> Result<Money, MoneyError> {
         self.unit_price.checked_mul(self.quantity)
+    }
+}
+
+/// What an invoice row sells. A provider adapter may map each kind to an
+/// entry of the integrator's own catalogue (a Stripe Price or Product), so
+/// hosted pages and provider reports group sales without seeing row text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowKind {
+    /// Grants credits for metered modules.
+    Credits,
+    /// Unlocks purchased content.
+    Content,
+    /// Bills work on a project.
+    ProjectWork,
+    /// Anything else: fees, adjustments, discounts.
+    Other,
+}
+
+impl fmt::Display for RowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            RowKind::Credits => "credits",
+            RowKind::Content => "content",
+            RowKind::ProjectWork => "project work",
+            RowKind::Other => "other",
+        };
+        f.write_str(name)
     }
 }
 
@@ -625,5 +668,22 @@ mod tests {
         invoice.close_dispute(false).unwrap();
         assert_eq!(invoice.status(), InvoiceStatus::Refunded);
         assert!(invoice.close_dispute(true).is_err());
+    }
+
+    #[test]
+    fn row_kind_follows_what_the_row_grants() {
+        let row = |credits: Option<u64>, content: bool, project: bool| InvoiceRow {
+            description: "row".into(),
+            quantity: Decimal::ONE,
+            unit_price: Money::new(Decimal::TEN, Currency::EUR).unwrap(),
+            project: project.then(|| ProjectId::from_random_bytes([4; 16])),
+            content: content.then(|| ContentId::from_random_bytes([5; 16])),
+            credits,
+        };
+        assert_eq!(row(Some(10), true, true).kind(), RowKind::Credits);
+        assert_eq!(row(None, true, true).kind(), RowKind::Content);
+        assert_eq!(row(None, false, true).kind(), RowKind::ProjectWork);
+        assert_eq!(row(None, false, false).kind(), RowKind::Other);
+        assert_eq!(RowKind::ProjectWork.to_string(), "project work");
     }
 }

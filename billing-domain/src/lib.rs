@@ -36,10 +36,10 @@ pub use ids::{
     CompanyId, ContentId, EventId, HoldId, IdempotencyKey, InvoiceId, LedgerEntryId, LogEntryId, PaymentId, ProjectId,
     ProviderName, ProviderReference, TenantId, UserId,
 };
-pub use invoice::{Invoice, InvoiceRow, InvoiceStatus};
+pub use invoice::{Invoice, InvoiceRow, InvoiceStatus, RowKind};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Channel, ManualMethod, Payment, PaymentStatus};
-pub use provider::{PaymentProvider, ProviderError, StartOutcome, StartRequest, WebhookRequest};
+pub use provider::{PaymentProvider, ProviderError, StartLine, StartOutcome, StartRequest, WebhookRequest};
 pub use service::{BillingError, BillingService, CustomerContext, StaffContext};
 
 /// The result of a state change that succeeded.

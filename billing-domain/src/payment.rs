@@ -268,14 +268,17 @@ impl Payment {
         Ok(newly)
     }
 
-    /// Marks the payment as contested.
+    /// Marks the payment as contested. An opening that arrives after the
+    /// dispute closed is stale and changes nothing.
     ///
     /// # Errors
     ///
-    /// [`PaymentError::InvalidTransition`] unless the money arrived and no dispute is closed.
+    /// [`PaymentError::InvalidTransition`] unless the money arrived.
     pub fn open_dispute(&mut self, now: OffsetDateTime) -> Result<Transition, PaymentError> {
         match self.status {
-            PaymentStatus::Disputed => Ok(Transition::AlreadyApplied),
+            PaymentStatus::Disputed | PaymentStatus::DisputeWon | PaymentStatus::DisputeLost => {
+                Ok(Transition::AlreadyApplied)
+            }
             PaymentStatus::Succeeded | PaymentStatus::PartiallyRefunded => {
                 self.status = PaymentStatus::Disputed;
                 self.updated_at = now;
@@ -422,5 +425,16 @@ mod tests {
         assert_eq!(payment.close_dispute(false, at()).unwrap(), Transition::Applied);
         assert_eq!(payment.close_dispute(false, at()).unwrap(), Transition::AlreadyApplied);
         assert!(payment.close_dispute(true, at()).is_err());
+    }
+
+    #[test]
+    fn late_dispute_opening_after_close_changes_nothing() {
+        let mut payment = payment();
+        payment.succeed(at());
+        payment.open_dispute(at()).unwrap();
+        payment.close_dispute(true, at()).unwrap();
+
+        assert_eq!(payment.open_dispute(at()).unwrap(), Transition::AlreadyApplied);
+        assert_eq!(payment.status(), PaymentStatus::DisputeWon);
     }
 }

@@ -9,17 +9,19 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::event::ProviderEvent;
 use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference, TenantId};
-use crate::money::Money;
+use crate::invoice::{InvoiceRow, RowKind};
+use crate::money::{Money, MoneyError};
 use crate::payment::{Channel, Payment};
 
-/// The input a provider needs to start one payment. It carries opaque ids and the
-/// amount, never row text, names or e-mail, because providers show
-/// and store what they receive.
+/// The input a provider needs to start one payment. It carries opaque ids,
+/// the amount and each row's kind and amounts, never row text, names or
+/// e-mail, because providers show and store what they receive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartRequest {
     pub tenant_id: TenantId,
@@ -28,6 +30,10 @@ pub struct StartRequest {
     /// The invoice number, for generic line items ("Invoice 2026-0012") and references.
     pub invoice_number: String,
     pub amount: Money,
+    /// The invoice's rows in order, as kinds and amounts, whose totals sum to
+    /// `amount`. A provider that itemises its hosted page reads them; one
+    /// that does not charges `amount` as a single line.
+    pub lines: Vec<StartLine>,
     pub channel: Channel,
     /// The paying browser's IP address, where the provider requires one.
     pub customer_ip: Option<String>,
@@ -35,6 +41,27 @@ pub struct StartRequest {
     pub locale: Option<String>,
     /// The service clock's reading when the payment started, for expiry times.
     pub requested_at: OffsetDateTime,
+}
+
+/// One invoice row as a provider may itemise it: its kind and amounts, never its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartLine {
+    pub kind: RowKind,
+    pub quantity: Decimal,
+    pub unit_price: Money,
+    /// Quantity times unit price.
+    pub total: Money,
+}
+
+impl StartLine {
+    /// Reads one invoice row.
+    ///
+    /// # Errors
+    ///
+    /// [`MoneyError`] when the row's total does not fit its currency's minor unit.
+    pub fn from_row(row: &InvoiceRow) -> Result<StartLine, MoneyError> {
+        Ok(StartLine { kind: row.kind(), quantity: row.quantity, unit_price: row.unit_price, total: row.line_total()? })
+    }
 }
 
 /// A provider's reply to a start request.

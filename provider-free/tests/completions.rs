@@ -209,6 +209,7 @@ fn request(channel: Channel, amount: &str) -> StartRequest {
         payment_id: billing_domain::PaymentId::from_random_bytes([3; 16]),
         invoice_number: "N-1".into(),
         amount: Money::new(amount.parse().unwrap(), Currency::EUR).unwrap(),
+        lines: Vec::new(),
         channel,
         customer_ip: None,
         locale: None,

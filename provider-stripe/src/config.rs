@@ -3,8 +3,11 @@
 //! Secrets live in [`Secret`], whose `Debug` prints only that a value is
 //! there; nothing in this crate formats a secret into a log line or an error.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+use billing_domain::RowKind;
 
 /// Stripe's default replay window for webhook signatures, in seconds.
 pub const DEFAULT_SIGNATURE_TOLERANCE_SECS: u64 = 300;
@@ -52,6 +55,31 @@ pub enum LineItemLabel {
     Product(String),
 }
 
+/// The entry of the Stripe catalogue that Checkout line items for one
+/// [`RowKind`] point at. Either way the customer pays the invoice's own
+/// amounts: a reference names what is sold, it never sets a price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowReference {
+    /// A one-time Price (`price_...`). Stripe charges a Price's own unit
+    /// amount, so the adapter retrieves it at each start and uses it only
+    /// when it matches the row: same currency, same unit amount, per-unit
+    /// billing and a whole quantity. Otherwise the row is charged at its own
+    /// unit price against the Price's Product, and a warning is logged.
+    Price(String),
+    /// A Product (`prod_...`) whose name and image the page shows, charged at
+    /// the row's own unit price.
+    Product(String),
+}
+
+impl RowReference {
+    /// The Stripe id.
+    pub fn id(&self) -> &str {
+        match self {
+            RowReference::Price(id) | RowReference::Product(id) => id,
+        }
+    }
+}
+
 /// Everything the adapter needs to talk to one Stripe account.
 #[derive(Debug, Clone)]
 pub struct StripeConfig {
@@ -60,6 +88,7 @@ pub struct StripeConfig {
     success_url: String,
     cancel_url: String,
     line_item: LineItemLabel,
+    row_references: BTreeMap<RowKind, RowReference>,
     api_base: Option<String>,
     signature_tolerance: Duration,
     checkout_expiry: Option<Duration>,
@@ -99,6 +128,7 @@ impl StripeConfig {
             success_url,
             cancel_url,
             line_item: LineItemLabel::default(),
+            row_references: BTreeMap::new(),
             api_base: None,
             signature_tolerance: Duration::from_secs(DEFAULT_SIGNATURE_TOLERANCE_SECS),
             checkout_expiry: None,
@@ -151,18 +181,40 @@ impl StripeConfig {
         Ok(self)
     }
 
-    /// Sets what the Checkout line item shows.
+    /// Sets what the Checkout line item shows when the invoice is charged as
+    /// one line, and what rows of a kind without a reference show when it is
+    /// itemised.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Empty`] for an empty product id.
+    /// [`ConfigError::InvalidStripeId`] for a product id that is empty or not
+    /// made of letters, digits, `_` and `-`.
     pub fn with_line_item(mut self, label: LineItemLabel) -> Result<StripeConfig, ConfigError> {
         if let LineItemLabel::Product(product) = &label {
-            if product.trim().is_empty() {
-                return Err(ConfigError::Empty { field: "line item product id" });
-            }
+            check_stripe_id("line item product id", product)?;
         }
         self.line_item = label;
+        Ok(self)
+    }
+
+    /// Points the Checkout line items of rows of `kind` at a Price or Product.
+    ///
+    /// Once any kind has a reference, Checkout shows one line item per
+    /// invoice row instead of a single line for the total. An invoice
+    /// Checkout cannot itemise (a negative discount row, more than 100 rows)
+    /// is still charged as one line, with a warning logged.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidStripeId`] for an id that is empty or not made
+    /// of letters, digits, `_` and `-`.
+    pub fn with_row_reference(mut self, kind: RowKind, reference: RowReference) -> Result<StripeConfig, ConfigError> {
+        let field = match reference {
+            RowReference::Price(_) => "row price id",
+            RowReference::Product(_) => "row product id",
+        };
+        check_stripe_id(field, reference.id())?;
+        self.row_references.insert(kind, reference);
         Ok(self)
     }
 
@@ -193,6 +245,16 @@ impl StripeConfig {
         &self.line_item
     }
 
+    /// The reference rows of `kind` use, if one is configured.
+    pub fn row_reference(&self, kind: RowKind) -> Option<&RowReference> {
+        self.row_references.get(&kind)
+    }
+
+    /// Whether Checkout shows one line item per invoice row.
+    pub fn itemises_rows(&self) -> bool {
+        !self.row_references.is_empty()
+    }
+
     pub fn api_base(&self) -> Option<&str> {
         self.api_base.as_deref()
     }
@@ -213,6 +275,16 @@ impl StripeConfig {
 fn check_webhook_secret(secret: &Secret) -> Result<(), ConfigError> {
     if secret.expose().trim().is_empty() {
         return Err(ConfigError::Empty { field: "webhook signing secret" });
+    }
+    Ok(())
+}
+
+/// Stripe ids go into URL paths (`/v1/prices/{id}`), so they are held to
+/// the characters Stripe's own ids use.
+fn check_stripe_id(field: &'static str, id: &str) -> Result<(), ConfigError> {
+    let valid = !id.is_empty() && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if !valid {
+        return Err(ConfigError::InvalidStripeId { field, id: id.to_owned() });
     }
     Ok(())
 }
@@ -241,6 +313,9 @@ pub enum ConfigError {
 
     #[error("a Checkout expiry of {secs} s is outside Stripe's range of 1800 to 86400 s")]
     CheckoutExpiryOutOfRange { secs: u64 },
+
+    #[error("{field} {id:?} is not a Stripe id; copy it from the Dashboard (letters, digits, `_` and `-`)")]
+    InvalidStripeId { field: &'static str, id: String },
 
     #[error("the Stripe client could not be built: {reason}")]
     Client { reason: String },
@@ -307,6 +382,24 @@ mod tests {
             ConfigError::CheckoutExpiryOutOfRange { secs: 60 }
         );
         assert!(config().with_checkout_expiry(Duration::from_secs(2 * 86400)).is_err());
+    }
+
+    #[test]
+    fn row_references_need_plain_stripe_ids() {
+        let itemising = config()
+            .with_row_reference(RowKind::Credits, RowReference::Price("price_1Credits".into()))
+            .unwrap()
+            .with_row_reference(RowKind::Content, RowReference::Product("prod_Content-2".into()))
+            .unwrap();
+        assert!(itemising.itemises_rows());
+        assert_eq!(itemising.row_reference(RowKind::Credits), Some(&RowReference::Price("price_1Credits".into())));
+        assert_eq!(itemising.row_reference(RowKind::Other), None);
+
+        for bad in ["", "price_1/../charges", "prod 1", "price_é"] {
+            let error = config().with_row_reference(RowKind::Other, RowReference::Price(bad.into())).unwrap_err();
+            assert_eq!(error, ConfigError::InvalidStripeId { field: "row price id", id: bad.into() });
+        }
+        assert!(!config().itemises_rows());
     }
 
     #[test]

@@ -3,18 +3,21 @@
 //!
 //! The payment's reference is a Checkout Session (`cs_...`) or a
 //! PaymentIntent (`pi_...`). The object is retrieved with its PaymentIntent
-//! and latest charge expanded and mapped through the same rules as webhooks.
+//! and latest charge expanded and mapped through the same rules as webhooks:
+//! its settlement state, the cumulative refund, and, when the charge was
+//! disputed, the dispute's opening and result, listed by PaymentIntent.
 //! Event ids are `fetch:{reference}:{state}`, so fetching an unchanged state
 //! twice yields a duplicate, never a second effect. A fetch that times out
 //! returns [`ProviderError::Timeout`] and reports nothing.
 
 use billing_domain::{EventId, Payment, ProviderError, ProviderEvent};
 use stripe_checkout::checkout_session::RetrieveCheckoutSession;
+use stripe_core::dispute::ListDispute;
 use stripe_core::payment_intent::RetrievePaymentIntent;
 
-use crate::outcome::{intent_outcomes, payment_match, session_outcomes, Outcome, OutcomeError};
+use crate::outcome::{dispute_outcomes, intent_outcomes, payment_match, session_outcomes, Outcome, OutcomeError};
 use crate::provider::{Ambiguity, StripeProvider};
-use crate::wire::{PaymentIntent, Session};
+use crate::wire::{Dispute, PaymentIntent, Session};
 
 impl StripeProvider {
     pub(crate) async fn fetch(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
@@ -27,21 +30,28 @@ impl StripeProvider {
         };
         let reference = reference.as_str();
 
-        let (object, outcomes, matches) = if reference.starts_with("cs_") {
+        let (object, mut outcomes, matches, intent) = if reference.starts_with("cs_") {
             let session = self.retrieve_session(reference).await?;
             let outcomes = session_outcomes(&session).map_err(|error| self.unreadable(reference, error))?;
             let matches = payment_match(session.metadata.as_ref(), session.client_reference_id.as_deref(), reference);
-            ("checkout.session", outcomes, matches)
+            ("checkout.session", outcomes, matches, session.payment_intent)
         } else if reference.starts_with("pi_") {
             let intent = self.retrieve_intent(reference, true).await?;
             let outcomes = intent_outcomes(&intent).map_err(|error| self.unreadable(reference, error))?;
-            ("payment_intent", outcomes, payment_match(intent.metadata.as_ref(), None, reference))
+            ("payment_intent", outcomes, payment_match(intent.metadata.as_ref(), None, reference), Some(intent))
         } else {
             return Err(self.invalid_request(format!(
                 "reference {reference} is neither a Checkout Session (cs_) nor a PaymentIntent (pi_)"
             )));
         };
         let matches = matches.map_err(|error| self.unreadable(reference, error))?;
+        if let Some(intent) =
+            intent.filter(|intent| intent.latest_charge.as_ref().is_some_and(|charge| charge.disputed))
+        {
+            for dispute in self.list_disputes(&intent.id).await? {
+                outcomes.extend(dispute_outcomes(&dispute).map_err(|error| self.unreadable(reference, error))?);
+            }
+        }
 
         let now = self.now();
         let events = outcomes
@@ -84,6 +94,15 @@ impl StripeProvider {
             .await
             .map_err(|error| self.api_error(error, &format!("retrieving PaymentIntent {id}"), Ambiguity::None))?;
         Ok(PaymentIntent::from(&intent))
+    }
+
+    /// The disputes on a PaymentIntent's charges. Stripe allows one dispute
+    /// per charge, so the first page holds them all.
+    async fn list_disputes(&self, intent_id: &str) -> Result<Vec<Dispute>, ProviderError> {
+        let disputes = ListDispute::new().payment_intent(intent_id).send(&self.client).await.map_err(|error| {
+            self.api_error(error, &format!("listing the disputes of PaymentIntent {intent_id}"), Ambiguity::None)
+        })?;
+        Ok(disputes.data.iter().map(Dispute::from).collect())
     }
 
     fn unreadable(&self, reference: &str, error: OutcomeError) -> ProviderError {

@@ -14,8 +14,8 @@
 //! errors of this crate.
 //!
 //! What goes to Stripe is opaque: metadata carries only `tenant_id`,
-//! `invoice_id` and `payment_id`, and the line item shows the invoice number
-//! or a configured Product. Logs carry ids, never secrets or payloads.
+//! `invoice_id` and `payment_id`, and line items show the invoice number and
+//! row kinds, or the Prices and Products configured per row kind. Logs carry ids, never secrets or payloads.
 //!
 //! With the `test-server` feature, [`test_server`] offers a local stand-in
 //! for the Stripe endpoints this crate calls and helpers that build signed
@@ -27,6 +27,7 @@ mod amount;
 mod checkout;
 mod config;
 mod fetch;
+mod line_items;
 mod outcome;
 mod provider;
 mod signature;
@@ -39,8 +40,8 @@ pub mod test_server;
 
 pub use amount::{from_stripe_amount, stripe_unit, to_stripe_amount, AmountError, StripeUnit};
 pub use config::{
-    ConfigError, LineItemLabel, Secret, StripeConfig, CHECKOUT_SESSION_ID_PLACEHOLDER, DEFAULT_REQUEST_TIMEOUT_SECS,
-    DEFAULT_SIGNATURE_TOLERANCE_SECS,
+    ConfigError, LineItemLabel, RowReference, Secret, StripeConfig, CHECKOUT_SESSION_ID_PLACEHOLDER,
+    DEFAULT_REQUEST_TIMEOUT_SECS, DEFAULT_SIGNATURE_TOLERANCE_SECS,
 };
 pub use outcome::{OutcomeError, METADATA_INVOICE_ID, METADATA_PAYMENT_ID, METADATA_TENANT_ID};
 pub use provider::StripeProvider;

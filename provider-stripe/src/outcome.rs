@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use billing_domain::{EventKind, InvoiceId, Money, PaymentId, PaymentMatch, ProviderReference, TenantId};
 
 use crate::amount::{from_stripe_amount, AmountError};
-use crate::wire::{Charge, PaymentIntent, Session};
+use crate::wire::{Charge, Dispute, PaymentIntent, Session};
 
 /// Metadata keys the adapter sends to Stripe. They carry opaque ids only.
 pub const METADATA_TENANT_ID: &str = "tenant_id";
@@ -158,6 +158,39 @@ pub fn refund_outcome(charge: &Charge) -> Result<Option<Outcome>, OutcomeError> 
         amount: Some(total_refunded),
         label: format!("refunded:{}", charge.amount_refunded),
     }))
+}
+
+/// Maps a dispute to outcomes: its opening, then its result once it has one.
+/// A fetch reports both, so a payment whose opening webhook never arrived
+/// still ends won or lost.
+///
+/// # Errors
+///
+/// [`OutcomeError`] for a status or amount the adapter cannot read.
+pub fn dispute_outcomes(dispute: &Dispute) -> Result<Vec<Outcome>, OutcomeError> {
+    let amount = Some(from_stripe_amount(dispute.amount, &dispute.currency)?);
+    let opened = Outcome { kind: EventKind::DisputeOpened, amount, label: format!("dispute:{}:opened", dispute.id) };
+    let Some(result) = dispute_result(dispute)? else {
+        return Ok(vec![opened]);
+    };
+    let closed = Outcome { kind: result, amount, label: format!("dispute:{}:{}", dispute.id, dispute.status) };
+    Ok(vec![opened, closed])
+}
+
+/// The result of a closed dispute, or `None` while it is open. An inquiry
+/// that closed without a chargeback (`warning_closed`) and a dispute that
+/// was prevented both leave the money with the merchant, so they count as won.
+///
+/// # Errors
+///
+/// [`OutcomeError::UnknownStatus`] for a status Stripe did not document.
+pub fn dispute_result(dispute: &Dispute) -> Result<Option<EventKind>, OutcomeError> {
+    match dispute.status.as_str() {
+        "won" | "warning_closed" | "prevented" => Ok(Some(EventKind::DisputeWon)),
+        "lost" => Ok(Some(EventKind::DisputeLost)),
+        "warning_needs_response" | "warning_under_review" | "needs_response" | "under_review" => Ok(None),
+        other => Err(OutcomeError::UnknownStatus { object: "dispute", value: other.to_owned() }),
+    }
 }
 
 fn parse_id<T: std::str::FromStr>(value: Option<&str>) -> Option<T> {

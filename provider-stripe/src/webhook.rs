@@ -22,7 +22,7 @@ use billing_domain::{EventId, EventKind, Money, PaymentMatch, ProviderEvent, Pro
 
 use crate::amount::from_stripe_amount;
 use crate::config::{Secret, StripeConfig};
-use crate::outcome::{intent_outcome, payment_match, session_amount, OutcomeError};
+use crate::outcome::{dispute_result, intent_outcome, payment_match, session_amount, OutcomeError};
 use crate::signature::{self, SignatureError, SignatureHeader, SIGNATURE_HEADER};
 use crate::wire::{Charge, Dispute, PaymentIntent, Reader, Session};
 use crate::PROVIDER_NAME;
@@ -208,10 +208,11 @@ impl VerifiedEvent {
             "payment_intent.canceled" => self.intent_event(|_| Ok((EventKind::Canceled, None))),
             "charge.refunded" => self.refund_event(),
             "charge.dispute.created" => self.dispute_event(|_| Ok(EventKind::DisputeOpened)),
-            "charge.dispute.closed" => self.dispute_event(|dispute| match dispute.status.as_str() {
-                "won" | "warning_closed" | "prevented" => Ok(EventKind::DisputeWon),
-                "lost" => Ok(EventKind::DisputeLost),
-                other => Err(OutcomeError::UnknownStatus { object: "dispute", value: other.to_owned() }),
+            "charge.dispute.closed" => self.dispute_event(|dispute| {
+                dispute_result(dispute)?.ok_or_else(|| OutcomeError::UnknownStatus {
+                    object: "closed dispute",
+                    value: dispute.status.clone(),
+                })
             }),
             "terminal.reader.action_succeeded" => self.reader_event(true),
             "terminal.reader.action_failed" => self.reader_event(false),

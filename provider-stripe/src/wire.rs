@@ -84,6 +84,9 @@ pub struct Charge {
     #[serde(default)]
     pub amount_refunded: i64,
     pub currency: String,
+    /// Whether a dispute was ever opened on the charge; it stays true once closed.
+    #[serde(default)]
+    pub disputed: bool,
     #[serde(default)]
     pub metadata: Option<HashMap<String, String>>,
     pub payment_intent: Option<IdOrObject>,
@@ -128,6 +131,22 @@ pub struct ProcessPaymentIntentAction {
 fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     let value = Option::<serde::de::IgnoredAny>::deserialize(deserializer)?;
     Ok(value.is_some())
+}
+
+impl From<&stripe_shared::Dispute> for Dispute {
+    fn from(dispute: &stripe_shared::Dispute) -> Dispute {
+        Dispute {
+            id: dispute.id.as_str().to_owned(),
+            amount: dispute.amount,
+            currency: dispute.currency.to_string(),
+            status: dispute.status.as_str().to_owned(),
+            charge: Some(IdOrObject::Id(dispute.charge.id().as_str().to_owned())),
+            payment_intent: dispute
+                .payment_intent
+                .as_ref()
+                .map(|intent| IdOrObject::Id(intent.id().as_str().to_owned())),
+        }
+    }
 }
 
 impl From<&stripe_shared::CheckoutSession> for Session {
@@ -176,6 +195,7 @@ impl From<&stripe_shared::Charge> for Charge {
             amount: charge.amount,
             amount_refunded: charge.amount_refunded,
             currency: charge.currency.to_string(),
+            disputed: charge.disputed,
             metadata: Some(charge.metadata.clone()),
             payment_intent: charge
                 .payment_intent

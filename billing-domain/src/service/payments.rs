@@ -13,7 +13,7 @@ use crate::ids::{InvoiceId, PaymentId, ProviderName, ProviderReference};
 use crate::invoice::{Invoice, InvoiceStatus};
 use crate::log::{LogOutcome, LogSource};
 use crate::payment::{Channel, ManualMethod, Payment, PaymentStatus};
-use crate::provider::{ProviderError, StartOutcome, StartRequest, WebhookRequest};
+use crate::provider::{ProviderError, StartLine, StartOutcome, StartRequest, WebhookRequest};
 use crate::store::PaymentInsert;
 use crate::token::PublicToken;
 
@@ -294,6 +294,7 @@ impl BillingService {
         staff: Option<&StaffContext>,
     ) -> Result<PaymentStart, BillingError> {
         let provider = self.provider(provider_name)?;
+        let lines = invoice.rows().iter().map(StartLine::from_row).collect::<Result<Vec<_>, _>>()?;
         let payment = match self.insert_started_payment(invoice.id, provider_name, channel, staff).await? {
             Ok(payment) => payment,
             Err(existing) => return Ok(PaymentStart::AlreadyRecorded { payment: existing }),
@@ -305,6 +306,7 @@ impl BillingService {
             payment_id: payment.id,
             invoice_number: invoice.number.clone(),
             amount: payment.amount,
+            lines,
             channel: payment.channel.clone(),
             customer_ip: options.customer_ip,
             locale: options.locale,

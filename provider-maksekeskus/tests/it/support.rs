@@ -76,6 +76,7 @@ pub fn start_request() -> StartRequest {
         payment_id: PaymentId::from_random_bytes([3; 16]),
         invoice_number: "INV-2026-0042".into(),
         amount: eur(dec!(25)),
+        lines: Vec::new(),
         channel: Channel::HostedPage,
         customer_ip: Some("203.0.113.7".into()),
         locale: Some("et".into()),

@@ -13,8 +13,8 @@
 //! [`event_envelope`] and [`signed_request`] wrap and sign it.
 //!
 //! It is a stand-in, not a simulator: it knows Checkout Sessions with
-//! `price_data` line items, PaymentIntents, charges and readers, and nothing
-//! else. It never contacts any other host.
+//! `price_data` or stored one-time Price line items, Prices, PaymentIntents,
+//! charges, disputes and readers, and nothing else. It never contacts any other host.
 
 mod state;
 mod webhooks;
@@ -271,13 +271,28 @@ impl FakeStripe {
     }
 
     /// Opens a dispute on the PaymentIntent's charge in `status` (`needs_response`,
-    /// `won`, `lost`, ...). Returns the dispute, as in `charge.dispute.*`.
+    /// `won`, `lost`, ...), or moves the charge's dispute to `status` when it
+    /// has one. Returns the dispute, as in `charge.dispute.*`; `GET
+    /// /v1/disputes` lists it.
     ///
     /// # Errors
     ///
     /// [`FakeError`] without a charge.
     pub fn dispute(&self, payment_intent_id: &str, status: &str) -> Result<Value, FakeError> {
         self.lock().dispute(payment_intent_id, status)
+    }
+
+    /// Stores a one-time, per-unit Price, for line items that name it and
+    /// for `GET /v1/prices/{id}`. Returns the Price.
+    pub fn add_price(&self, id: &str, product: &str, currency: &str, unit_amount: i64) -> Value {
+        self.lock().add_price(id, product, currency, unit_amount)
+    }
+
+    /// Changes one field of a stored Price (`active`, `type`, ...).
+    pub fn set_price_field(&self, id: &str, field: &str, value: Value) {
+        if let Some(Value::Object(price)) = self.lock().prices.get_mut(id) {
+            price.insert(field.to_owned(), value);
+        }
     }
 
     /// Presents a card on a reader that is processing a PaymentIntent:

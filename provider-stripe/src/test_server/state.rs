@@ -82,6 +82,9 @@ pub(crate) struct FakeState {
     pub sessions: BTreeMap<String, Value>,
     pub intents: BTreeMap<String, Value>,
     pub charges: BTreeMap<String, Value>,
+    pub prices: BTreeMap<String, Value>,
+    /// At most one per charge, as on Stripe.
+    disputes: BTreeMap<String, Value>,
     readers: BTreeMap<String, Value>,
     /// `payment_intent_data[metadata]` per session, for the PaymentIntent
     /// created when the customer pays.
@@ -109,6 +112,8 @@ impl FakeState {
             sessions: BTreeMap::new(),
             intents: BTreeMap::new(),
             charges: BTreeMap::new(),
+            prices: BTreeMap::new(),
+            disputes: BTreeMap::new(),
             readers: BTreeMap::new(),
             session_intent_metadata: HashMap::new(),
             idempotent: HashMap::new(),
@@ -178,6 +183,10 @@ impl FakeState {
             ("GET", ["v1", "payment_intents", id]) => {
                 self.retrieve_intent(id, expand.iter().any(|e| e == "latest_charge"))?
             }
+            ("GET", ["v1", "prices", id]) => {
+                self.prices.get(*id).cloned().ok_or_else(|| ApiError::missing("price", id))?
+            }
+            ("GET", ["v1", "disputes"]) => self.list_disputes(request.query.as_deref()),
             ("POST", ["v1", "terminal", "readers", id, "process_payment_intent"]) => self.process_intent(id, &form)?,
             ("POST", ["v1", "terminal", "readers", id, "cancel_action"]) => self.cancel_action(id)?,
             (method, _) => {
@@ -208,7 +217,7 @@ impl FakeState {
             return Err(ApiError::invalid("parameter_invalid", "the stand-in supports mode=payment only"));
         }
         let success_url = form.require("success_url")?;
-        let (currency, amount_total) = line_item_total(form)?;
+        let (currency, amount_total) = line_item_total(form, &self.prices)?;
 
         let id = self.mint("cs_test_fake");
         let expires_at = match form.get("expires_at") {
@@ -380,8 +389,57 @@ impl FakeState {
         Ok(charge.clone())
     }
 
+    /// Stores a one-time, per-unit Price as the Dashboard would create it.
+    pub fn add_price(&mut self, id: &str, product: &str, currency: &str, unit_amount: i64) -> Value {
+        let price = json!({
+            "id": id,
+            "object": "price",
+            "active": true,
+            "billing_scheme": "per_unit",
+            "created": self.now,
+            "currency": currency,
+            "custom_unit_amount": null,
+            "livemode": false,
+            "lookup_key": null,
+            "metadata": {},
+            "nickname": null,
+            "product": product,
+            "recurring": null,
+            "tax_behavior": "unspecified",
+            "tiers_mode": null,
+            "transform_quantity": null,
+            "type": "one_time",
+            "unit_amount": unit_amount,
+            "unit_amount_decimal": unit_amount.to_string(),
+        });
+        self.prices.insert(id.to_owned(), price.clone());
+        price
+    }
+
+    /// `GET /v1/disputes`, filtered by `charge` or `payment_intent` as Stripe does.
+    fn list_disputes(&self, query: Option<&str>) -> Value {
+        let filters: Vec<(String, String)> =
+            query.map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect()).unwrap_or_default();
+        let data: Vec<&Value> = self
+            .disputes
+            .values()
+            .filter(|dispute| {
+                filters
+                    .iter()
+                    .filter(|(name, _)| name == "charge" || name == "payment_intent")
+                    .all(|(name, value)| dispute.get(name.as_str()).and_then(Value::as_str) == Some(value.as_str()))
+            })
+            .collect();
+        json!({ "object": "list", "data": data, "has_more": false, "url": "/v1/disputes" })
+    }
+
     pub fn dispute(&mut self, intent_id: &str, status: &str) -> Result<Value, FakeError> {
         let charge_id = self.charge_of(intent_id)?;
+        let existing = self.disputes.values_mut().find(|dispute| dispute.get("charge") == Some(&json!(charge_id)));
+        if let Some(dispute) = existing {
+            set(dispute, "status", json!(status));
+            return Ok(dispute.clone());
+        }
         let id = self.mint("dp_test_fake");
         let charge = self.charges.get_mut(&charge_id).ok_or_else(|| unknown("charge", &charge_id))?;
         set(charge, "disputed", json!(true));
@@ -395,6 +453,7 @@ impl FakeState {
         set(&mut dispute, "payment_intent", json!(intent_id));
         set(&mut dispute, "status", json!(status));
         set(&mut dispute, "created", json!(self.now));
+        self.disputes.insert(id, dispute.clone());
         Ok(dispute)
     }
 
@@ -594,31 +653,26 @@ impl Form<'_> {
     }
 }
 
-/// Returns the currency and total of a session's `price_data` line items.
-fn line_item_total(form: &Form<'_>) -> Result<(String, i64), ApiError> {
+/// Returns the currency and total of a session's line items, each a stored
+/// Price or `price_data`.
+fn line_item_total(form: &Form<'_>, prices: &BTreeMap<String, Value>) -> Result<(String, i64), ApiError> {
     let mut currency: Option<String> = None;
     let mut total = 0_i64;
     let mut index = 0;
     while form.0.iter().any(|(name, _)| name.starts_with(&format!("line_items[{index}]"))) {
         let item = |field: &str| format!("line_items[{index}]{field}");
-        if let Some(price) = form.get(&item("[price]")) {
-            return Err(ApiError::missing("price", price));
-        }
-        if form.get(&item("[price_data][product]")).is_none()
-            && form.get(&item("[price_data][product_data][name]")).is_none()
-        {
-            return Err(ApiError::invalid(
-                "parameter_missing",
-                format!("Missing required param: {}.", item("[price_data][product_data]")),
-            ));
-        }
-        let item_currency = form.require(&item("[price_data][currency]"))?;
+        let (item_currency, unit_amount) = match form.get(&item("[price]")) {
+            Some(price_id) => stored_price(prices, price_id)?,
+            None => inline_price(form, &item)?,
+        };
         if currency.as_deref().is_some_and(|first| first != item_currency) {
             return Err(ApiError::invalid("parameter_invalid", "line items must share one currency"));
         }
-        currency = Some(item_currency.to_owned());
-        let unit_amount = parse_integer("unit_amount", form.require(&item("[price_data][unit_amount]"))?)?;
+        currency = Some(item_currency);
         let quantity = parse_integer("quantity", form.require(&item("[quantity]"))?)?;
+        if quantity < 1 {
+            return Err(ApiError::invalid("parameter_invalid_integer", "quantity must be at least 1"));
+        }
         total = unit_amount
             .checked_mul(quantity)
             .and_then(|line| total.checked_add(line))
@@ -629,6 +683,40 @@ fn line_item_total(form: &Form<'_>) -> Result<(String, i64), ApiError> {
         Some(currency) => Ok((currency, total)),
         None => Err(ApiError::invalid("parameter_missing", "Missing required param: line_items.")),
     }
+}
+
+/// The currency and unit amount of a stored Price a line item names.
+fn stored_price(prices: &BTreeMap<String, Value>, id: &str) -> Result<(String, i64), ApiError> {
+    let price = prices.get(id).ok_or_else(|| ApiError::missing("price", id))?;
+    if price.get("active") != Some(&json!(true)) {
+        return Err(ApiError::invalid("price_inactive", format!("The price {id} is not active.")));
+    }
+    if price.get("type").and_then(Value::as_str) != Some("one_time") {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            "You must provide at least one recurring price in `subscription` mode when using prices.",
+        ));
+    }
+    let currency = price.get("currency").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let unit_amount = price.get("unit_amount").and_then(Value::as_i64).ok_or_else(|| {
+        ApiError::invalid("parameter_invalid", format!("The price {id} has no unit_amount the stand-in can charge."))
+    })?;
+    Ok((currency, unit_amount))
+}
+
+/// The currency and unit amount of a `price_data` line item.
+fn inline_price(form: &Form<'_>, item: &dyn Fn(&str) -> String) -> Result<(String, i64), ApiError> {
+    if form.get(&item("[price_data][product]")).is_none()
+        && form.get(&item("[price_data][product_data][name]")).is_none()
+    {
+        return Err(ApiError::invalid(
+            "parameter_missing",
+            format!("Missing required param: {}.", item("[price_data][product_data]")),
+        ));
+    }
+    let currency = form.require(&item("[price_data][currency]"))?.to_owned();
+    let unit_amount = parse_integer("unit_amount", form.require(&item("[price_data][unit_amount]"))?)?;
+    Ok((currency, unit_amount))
 }
 
 fn expansions(query: Option<&str>) -> Vec<String> {

@@ -9,6 +9,8 @@ mod checkout;
 mod fetch;
 /// Whole flows through the billing service.
 mod flow;
+/// One line item per invoice row, with Price and Product references.
+mod line_items;
 /// The fake Stripe's own behaviour and the helpers the walkthrough uses.
 mod stand_in;
 /// Shared set-up.

@@ -65,6 +65,7 @@ pub fn start_request(amount: Money, channel: Channel) -> StartRequest {
         payment_id: PaymentId::from_random_bytes([3; 16]),
         invoice_number: "2026-0012".into(),
         amount,
+        lines: Vec::new(),
         channel,
         customer_ip: Some("203.0.113.9".into()),
         locale: None,
