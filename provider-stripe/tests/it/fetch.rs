@@ -204,3 +204,70 @@ async fn timed_out_fetch_leaves_the_payment_pending() {
     assert!(!status.confirmed);
     assert!(status.fetch_error.unwrap().contains("did not answer in time"));
 }
+
+#[tokio::test]
+async fn disputed_session_reports_opening_then_result() {
+    let (fake, provider) = setup().await;
+    let id = session(&provider).await;
+    let paid = fake.pay_session(&id).unwrap();
+    let intent_id = paid["payment_intent"].as_str().unwrap().to_owned();
+    let dispute = fake.dispute(&intent_id, "needs_response").unwrap();
+    let dispute_id = dispute["id"].as_str().unwrap().to_owned();
+
+    let open = fetch(&provider, &id).await;
+
+    assert_eq!(
+        summary(&open),
+        vec![
+            (format!("fetch:{id}:complete:paid"), EventKind::Succeeded),
+            (format!("fetch:{id}:dispute:{dispute_id}:opened"), EventKind::DisputeOpened),
+        ]
+    );
+    assert_eq!(open[1].amount, Some(money(dec!(25), "EUR")));
+    assert_eq!(open[1].matches.payment_id, open[0].matches.payment_id);
+    let listed = fake.requests().last().unwrap().clone();
+    assert_eq!((listed.method.as_str(), listed.path.as_str()), ("GET", "/v1/disputes"));
+    assert_eq!(listed.query, Some(format!("payment_intent={intent_id}")));
+
+    fake.dispute(&intent_id, "won").unwrap();
+    let closed = fetch(&provider, &id).await;
+
+    assert_eq!(
+        summary(&closed)[1..],
+        [
+            (format!("fetch:{id}:dispute:{dispute_id}:opened"), EventKind::DisputeOpened),
+            (format!("fetch:{id}:dispute:{dispute_id}:won"), EventKind::DisputeWon),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn reconcile_settles_a_lost_dispute_whose_opening_never_arrived() {
+    let world = World::new().await;
+    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
+    let (payment_id, session_id) = world.start_checkout(issued.token.expose()).await;
+    let session = world.fake.pay_session(&session_id).unwrap();
+    let intent_id = session["payment_intent"].as_str().unwrap().to_owned();
+    world.deliver("evt_test_completed", "checkout.session.completed", session).await.unwrap();
+    world.fake.dispute(&intent_id, "needs_response").unwrap();
+    let lost = world.fake.dispute(&intent_id, "lost").unwrap();
+
+    // The result arrives without its opening: it cannot apply yet.
+    let parked = world.deliver("evt_test_dispute_lost", "charge.dispute.closed", lost).await.unwrap();
+    assert!(parked[0].needs_attention, "{parked:?}");
+    assert_eq!(world.payment(payment_id).await.status(), PaymentStatus::Succeeded);
+
+    let report = world.service.reconcile_payment(&world.staff, payment_id).await.unwrap();
+
+    assert_eq!(report.fetch_error, None);
+    assert_eq!(report.payment.status(), PaymentStatus::DisputeLost);
+    assert_eq!(world.service.balance(world.tenant).await.unwrap().balance, 0);
+    let invoice = world.service.store().invoice(issued.invoice.id).await.unwrap().unwrap();
+    assert_eq!(invoice.status(), InvoiceStatus::Refunded);
+
+    // The opening webhook, delivered late, changes nothing and needs no one.
+    let opened = world.fake.dispute(&intent_id, "needs_response").unwrap();
+    let late = world.deliver("evt_test_dispute_open", "charge.dispute.created", opened).await.unwrap();
+    assert!(!late[0].needs_attention, "{late:?}");
+    assert_eq!(world.payment(payment_id).await.status(), PaymentStatus::DisputeLost);
+}
