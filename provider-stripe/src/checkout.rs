@@ -124,7 +124,7 @@ impl StripeRequest for RetrievePrice {
     }
 }
 
-/// One planned line as async-stripe's request type.
+/// Converts one planned line to async-stripe's request type.
 fn checkout_line(item: Item, currency: &stripe_types::Currency) -> CreateCheckoutSessionLineItems {
     let mut line = CreateCheckoutSessionLineItems::new();
     match item {

@@ -72,7 +72,7 @@ pub enum RowReference {
 }
 
 impl RowReference {
-    /// The Stripe id.
+    /// Returns the Stripe id.
     pub fn id(&self) -> &str {
         match self {
             RowReference::Price(id) | RowReference::Product(id) => id,
@@ -245,12 +245,12 @@ impl StripeConfig {
         &self.line_item
     }
 
-    /// The reference rows of `kind` use, if one is configured.
+    /// Returns the reference that rows of `kind` use, if one is configured.
     pub fn row_reference(&self, kind: RowKind) -> Option<&RowReference> {
         self.row_references.get(&kind)
     }
 
-    /// Whether Checkout shows one line item per invoice row.
+    /// Returns whether Checkout shows one line item per invoice row.
     pub fn itemises_rows(&self) -> bool {
         !self.row_references.is_empty()
     }

@@ -96,8 +96,8 @@ impl StripeProvider {
         Ok(PaymentIntent::from(&intent))
     }
 
-    /// The disputes on a PaymentIntent's charges. Stripe allows one dispute
-    /// per charge, so the first page holds them all.
+    /// Lists the disputes on a PaymentIntent's charges. Stripe allows one
+    /// dispute per charge, so the first page contains them all.
     async fn list_disputes(&self, intent_id: &str) -> Result<Vec<Dispute>, ProviderError> {
         let disputes = ListDispute::new().payment_intent(intent_id).send(&self.client).await.map_err(|error| {
             self.api_error(error, &format!("listing the disputes of PaymentIntent {intent_id}"), Ambiguity::None)

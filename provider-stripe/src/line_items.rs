@@ -38,7 +38,7 @@ pub(crate) struct CatalogPrice {
     pub plain_per_unit: bool,
 }
 
-/// What one Checkout line item says.
+/// One Checkout line item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Item {
     /// A catalogue Price, charged at its own unit amount.
@@ -48,14 +48,14 @@ pub(crate) enum Item {
 }
 
 impl Item {
-    /// What this line charges, in Stripe's minor units.
+    /// Returns the amount this line charges, in Stripe's minor units.
     fn amount(&self) -> Option<i64> {
         let (Item::Price { unit_amount, quantity, .. } | Item::Inline { unit_amount, quantity, .. }) = self;
         unit_amount.checked_mul(i64::try_from(*quantity).ok()?)
     }
 }
 
-/// What an inline line item shows.
+/// The label of an inline line item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Label {
     Product(String),
@@ -70,7 +70,7 @@ pub(crate) struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// The Price ids the request's rows would use, each once.
+/// Returns the Price ids the request's rows would use, each once.
 pub(crate) fn prices_to_check(request: &StartRequest, config: &StripeConfig) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     if !config.itemises_rows() {
@@ -112,7 +112,7 @@ pub(crate) fn plan(
     }
 }
 
-/// One line item per row with a non-zero amount, or why there cannot be.
+/// Plans one line item per row with a non-zero amount, or returns why it cannot.
 fn itemise(
     request: &StartRequest,
     config: &StripeConfig,
@@ -197,7 +197,7 @@ fn plan_row(
     }
 }
 
-/// Why `price` does not charge what the row says, or `None` when it does.
+/// Returns why `price` does not charge the row's unit amount, or `None` when it does.
 fn price_mismatch(price: &CatalogPrice, line: &StartLine, unit_amount: Option<i64>) -> Option<String> {
     let currency = line.unit_price.currency().code().to_ascii_lowercase();
     if !price.active {
@@ -222,7 +222,7 @@ fn price_mismatch(price: &CatalogPrice, line: &StartLine, unit_amount: Option<i6
     }
 }
 
-/// The configured generic label; with `kind` for one row of an itemised session.
+/// Returns the configured generic label, naming `kind` for one row of an itemised session.
 fn generic_label(config: &StripeConfig, request: &StartRequest, kind: Option<RowKind>) -> Label {
     match (config.line_item(), kind) {
         (LineItemLabel::Product(product), _) => Label::Product(product.clone()),
@@ -233,7 +233,7 @@ fn generic_label(config: &StripeConfig, request: &StartRequest, kind: Option<Row
     }
 }
 
-/// The quantity as Stripe's whole number, if it is one.
+/// Returns the quantity as Stripe's whole number, if it is one.
 fn whole_quantity(quantity: Decimal) -> Option<u64> {
     if quantity <= Decimal::ZERO || !quantity.fract().is_zero() {
         return None;
@@ -344,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn price_with_another_amount_charges_the_row_against_its_product() {
+    fn price_mismatch_uses_its_product() {
         let request = request(vec![line(RowKind::Credits, dec!(3), dec!(12))]);
         let planned = plan(&request, &itemising(), &credits_price(1000)).unwrap();
         assert_eq!(
@@ -360,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn price_unusable_for_a_fractional_quantity_or_a_recurring_price() {
+    fn price_unusable_when_fractional_or_recurring() {
         let fractional = request(vec![line(RowKind::Credits, dec!(1.5), dec!(10))]);
         let planned = plan(&fractional, &itemising(), &credits_price(1000)).unwrap();
         assert_eq!(
@@ -391,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn zero_rows_are_left_out_and_too_many_rows_fall_back() {
+    fn zero_rows_skipped_and_too_many_rows_fall_back() {
         let request_with_zero =
             request(vec![line(RowKind::Content, dec!(1), dec!(20)), line(RowKind::Other, dec!(1), dec!(0))]);
         let planned = plan(&request_with_zero, &itemising(), &HashMap::new()).unwrap();
@@ -427,5 +427,47 @@ mod tests {
             planned.items,
             vec![Item::Inline { unit_amount: 300, quantity: 1, label: Label::Product("prod_general".into()) }]
         );
+    }
+
+    fn any_line() -> impl proptest::strategy::Strategy<Value = StartLine> {
+        use proptest::prelude::*;
+        let kinds = prop_oneof![
+            Just(RowKind::Credits),
+            Just(RowKind::Content),
+            Just(RowKind::ProjectWork),
+            Just(RowKind::Other)
+        ];
+        // Quantities with up to two decimals, unit prices from -50.00 to 500.00
+        // EUR, and only rows whose total fits the cent.
+        (kinds, 1_i64..=400, -5_000_i64..=50_000).prop_filter_map("total has sub-cent digits", |(kind, q, cents)| {
+            let quantity = Decimal::new(q, 2);
+            let unit = Decimal::new(cents, 2);
+            let total = unit * quantity;
+            total.fract().round_dp(2).eq(&total.fract()).then(|| line(kind, quantity, unit))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plan_always_charges_exactly_the_payment_amount(
+            lines in proptest::collection::vec(any_line(), 1..8),
+            price_unit in 1_i64..=2_000,
+        ) {
+            let request = request(lines);
+            proptest::prop_assume!(!request.amount.is_zero() && !request.amount.is_negative());
+
+            let planned = plan(&request, &itemising(), &credits_price(price_unit)).unwrap();
+
+            let sum: i64 = planned
+                .items
+                .iter()
+                .map(|item| item.amount().unwrap())
+                .sum();
+            proptest::prop_assert_eq!(sum, to_stripe_amount(request.amount).unwrap());
+            for item in &planned.items {
+                let (Item::Price { unit_amount, quantity, .. } | Item::Inline { unit_amount, quantity, .. }) = item;
+                proptest::prop_assert!(*unit_amount > 0 && *quantity > 0, "{item:?}");
+            }
+        }
     }
 }

@@ -177,7 +177,7 @@ pub fn dispute_outcomes(dispute: &Dispute) -> Result<Vec<Outcome>, OutcomeError>
     Ok(vec![opened, closed])
 }
 
-/// The result of a closed dispute, or `None` while it is open. An inquiry
+/// Returns the result of a closed dispute, or `None` while it is open. An inquiry
 /// that closed without a chargeback (`warning_closed`) and a dispute that
 /// was prevented both leave the money with the merchant, so they count as won.
 ///

@@ -151,6 +151,9 @@ fn real_stripe(account: &StripeSettings, base_url: &str) -> Result<StripeProvide
     if let Some(api_base) = &account.api_base {
         config = config.with_api_base(api_base.clone())?;
     }
+    for (kind, reference) in &account.row_references {
+        config = config.with_row_reference(*kind, reference.clone())?;
+    }
     StripeProvider::new(config, Arc::new(SystemClock))
 }
 

@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+use billing_domain::RowKind;
+use provider_stripe::RowReference;
+
 /// The port used when neither `--port` nor `WORKSPACE_PORT` is given.
 pub const DEFAULT_PORT: u16 = 8080;
 
@@ -21,6 +24,12 @@ pub enum SettingsError {
 
     #[error("WORKSPACE_BASE_URL is {value:?}; it must start with http:// or https://")]
     BadBaseUrl { value: String },
+
+    #[error(
+        "STRIPE_ROW_REFERENCES entry {entry:?} {problem}; write kind=id pairs separated by commas, such as \
+         credits=price_123,content=prod_456, with kinds credits, content, project_work or other"
+    )]
+    BadRowReference { entry: String, problem: &'static str },
 
     #[error(
         "{present} is set but {missing} is not; set both to use a real account, or neither for the local stand-in"
@@ -40,6 +49,10 @@ pub struct StripeSettings {
     pub api_base: Option<String>,
     /// `STRIPE_TERMINAL_READERS`: comma-separated reader ids for the Terminal button.
     pub terminal_readers: Vec<String>,
+    /// `STRIPE_ROW_REFERENCES`: `kind=id` pairs, such as
+    /// `credits=price_123,content=prod_456`. An id starting with `price_` is
+    /// a Price, any other a Product.
+    pub row_references: Vec<(RowKind, RowReference)>,
 }
 
 impl fmt::Debug for StripeSettings {
@@ -49,6 +62,7 @@ impl fmt::Debug for StripeSettings {
             .field("webhook_secret", &"(redacted)")
             .field("api_base", &self.api_base)
             .field("terminal_readers", &self.terminal_readers)
+            .field("row_references", &self.row_references)
             .finish()
     }
 }
@@ -131,20 +145,18 @@ impl Settings {
         let maksekeskus = pair(&env, "MAKSEKESKUS_SHOP_ID", "MAKSEKESKUS_SECRET_KEY")?.map(|(shop_id, secret_key)| {
             MaksekeskusSettings { shop_id, secret_key, api_base: non_empty(env("MAKSEKESKUS_API_BASE")) }
         });
-        let stripe = pair(&env, "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")?.map(|(secret_key, webhook_secret)| {
-            StripeSettings {
+        let stripe = match pair(&env, "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")? {
+            Some((secret_key, webhook_secret)) => Some(StripeSettings {
                 secret_key,
                 webhook_secret,
                 api_base: non_empty(env("STRIPE_API_BASE")),
-                terminal_readers: env("STRIPE_TERMINAL_READERS")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|reader| !reader.is_empty())
+                terminal_readers: list(&env("STRIPE_TERMINAL_READERS").unwrap_or_default())
                     .map(str::to_owned)
                     .collect(),
-            }
-        });
+                row_references: parse_row_references(env("STRIPE_ROW_REFERENCES"))?,
+            }),
+            None => None,
+        };
         Ok(Settings { port, base_url, database_url: non_empty(env("DATABASE_URL")), stripe, maksekeskus })
     }
 
@@ -156,6 +168,42 @@ impl Settings {
     pub fn from_process() -> Result<Settings, SettingsError> {
         Settings::read(std::env::args().skip(1), |name| std::env::var(name).ok())
     }
+}
+
+/// The non-empty, trimmed items of a comma-separated list.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|item| !item.is_empty())
+}
+
+/// Reads `STRIPE_ROW_REFERENCES`, such as `credits=price_123,content=prod_456`.
+fn parse_row_references(value: Option<String>) -> Result<Vec<(RowKind, RowReference)>, SettingsError> {
+    let value = value.unwrap_or_default();
+    let mut references: Vec<(RowKind, RowReference)> = Vec::new();
+    for entry in list(&value) {
+        let bad = |problem| SettingsError::BadRowReference { entry: entry.to_owned(), problem };
+        let (kind, id) = entry.split_once('=').ok_or_else(|| bad("has no `=`"))?;
+        let kind = match kind.trim() {
+            "credits" => RowKind::Credits,
+            "content" => RowKind::Content,
+            "project_work" => RowKind::ProjectWork,
+            "other" => RowKind::Other,
+            _ => return Err(bad("names no row kind")),
+        };
+        let id = id.trim();
+        if id.is_empty() {
+            return Err(bad("has no id"));
+        }
+        if references.iter().any(|(seen, _)| *seen == kind) {
+            return Err(bad("repeats a kind"));
+        }
+        let reference = if id.starts_with("price_") {
+            RowReference::Price(id.to_owned())
+        } else {
+            RowReference::Product(id.to_owned())
+        };
+        references.push((kind, reference));
+    }
+    Ok(references)
 }
 
 fn parse_port(source_name: &'static str, value: &str) -> Result<u16, SettingsError> {
@@ -249,6 +297,37 @@ mod tests {
         assert_eq!(stripe.terminal_readers, ["tmr_a", "tmr_b"]);
         assert!(!format!("{settings:?}").contains("sk_test_x"));
         assert!(!format!("{settings:?}").contains("whsec_y"));
+    }
+
+    #[test]
+    fn stripe_row_references_map_kinds_to_prices_and_products() {
+        let keys = [("STRIPE_SECRET_KEY", "sk_test_x"), ("STRIPE_WEBHOOK_SECRET", "whsec_y")];
+        let with = |value: &'static str| {
+            let mut env = keys.to_vec();
+            env.push(("STRIPE_ROW_REFERENCES", value));
+            read(&[], &env)
+        };
+
+        let settings = with(" credits=price_123 , project_work=prod_work,").unwrap();
+        assert_eq!(
+            settings.stripe.unwrap().row_references,
+            [
+                (RowKind::Credits, RowReference::Price("price_123".into())),
+                (RowKind::ProjectWork, RowReference::Product("prod_work".into()))
+            ]
+        );
+        assert_eq!(read(&[], &keys).unwrap().stripe.unwrap().row_references, []);
+
+        for (value, problem) in [
+            ("credits", "has no `=`"),
+            ("hours=prod_1", "names no row kind"),
+            ("content=", "has no id"),
+            ("other=prod_1,other=prod_2", "repeats a kind"),
+        ] {
+            let error = with(value).unwrap_err();
+            assert!(matches!(&error, SettingsError::BadRowReference { problem: p, .. } if *p == problem), "{error}");
+            assert!(error.to_string().contains("credits=price_123,content=prod_456"), "{error}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ fn line(kind: RowKind, quantity: Decimal, unit: Decimal) -> StartLine {
     StartLine { kind, quantity, unit_price: money(unit, "EUR"), total: money(unit * quantity, "EUR") }
 }
 
-/// A request whose amount is the sum of its lines, as the service sends it.
+/// Builds a request whose amount is the sum of its lines, as the service sends it.
 fn itemised_request(lines: Vec<StartLine>) -> StartRequest {
     let total = lines.iter().fold(Decimal::ZERO, |sum, line| sum + line.total.amount());
     let mut request = start_request(money(total, "EUR"), Channel::HostedPage);
@@ -146,7 +146,7 @@ async fn discount_row_charges_the_total_as_one_line() {
 }
 
 #[tokio::test]
-async fn service_sends_row_kinds_and_pays_the_itemised_session() {
+async fn service_pays_itemised_session() {
     let world = World::with_config(with_references).await;
     credits_price(&world.fake, 1000);
     let project = world
