@@ -4,10 +4,11 @@
 //! requests the reader to process it. The reader's answer only means it is
 //! prompting for a card: the payment stays pending until a webhook or a fetch
 //! of the PaymentIntent confirms the money. Both calls carry idempotency keys
-//! derived from the payment id.
+//! derived from the payment id. When the reader definitely refuses, the
+//! PaymentIntent is canceled so it does not linger as an open payment.
 
 use stripe::{RequestStrategy, StripeRequest};
-use stripe_core::payment_intent::CreatePaymentIntent;
+use stripe_core::payment_intent::{CancelPaymentIntent, CancelPaymentIntentCancellationReason, CreatePaymentIntent};
 use stripe_shared::{PaymentIntentAllowedPaymentMethodTypes, PaymentIntentCaptureMethod};
 use stripe_terminal::terminal_reader::{CancelActionTerminalReader, ProcessPaymentIntentTerminalReader};
 
@@ -38,16 +39,22 @@ impl StripeProvider {
             .await
             .map_err(|error| self.api_error(error, "creating a card-present PaymentIntent", Ambiguity::None))?;
 
-        // FIXME: when the reader call fails, the PaymentIntent stays behind in
-        // `requires_payment_method`. It can never charge, but it is not canceled.
         let process_key = self.idempotency_key(&format!("billing-terminal-process-{}", request.payment_id))?;
         let during = format!("asking reader {reader} to process PaymentIntent {}", intent.id.as_str());
-        ProcessPaymentIntentTerminalReader::new(reader, intent.id.as_str())
+        let processed = ProcessPaymentIntentTerminalReader::new(reader, intent.id.as_str())
             .customize()
             .request_strategy(RequestStrategy::Idempotent(process_key))
             .send(&self.client)
             .await
-            .map_err(|error| self.api_error(error, &during, Ambiguity::MayHaveTakenEffect))?;
+            .map_err(|error| self.api_error(error, &during, Ambiguity::MayHaveTakenEffect));
+        if let Err(error) = processed {
+            // A reader that may be prompting keeps its PaymentIntent; one that
+            // definitely refused leaves a PaymentIntent nobody will use.
+            if !error.is_ambiguous() {
+                self.cancel_unused_intent(request, intent.id.as_str()).await;
+            }
+            return Err(error);
+        }
 
         let reference =
             ProviderReference::new(intent.id.as_str()).map_err(|error| ProviderError::UnexpectedResponse {
@@ -62,6 +69,30 @@ impl StripeProvider {
             "stripe reader is processing a payment"
         );
         Ok(StartOutcome::TerminalStarted { reference, reader: reader.to_owned() })
+    }
+
+    /// Cancels a PaymentIntent whose reader refused it, so it does not linger
+    /// in the Dashboard as an open payment. A failure is logged, not returned:
+    /// the start has failed already, and the PaymentIntent cannot charge
+    /// without a reader.
+    async fn cancel_unused_intent(&self, request: &StartRequest, intent_id: &str) {
+        let canceled = CancelPaymentIntent::new(intent_id)
+            .cancellation_reason(CancelPaymentIntentCancellationReason::Abandoned)
+            .send(&self.client)
+            .await;
+        match canceled {
+            Ok(_) => tracing::info!(
+                payment_id = %request.payment_id,
+                payment_intent = intent_id,
+                "stripe PaymentIntent canceled after the reader refused it"
+            ),
+            Err(error) => tracing::warn!(
+                payment_id = %request.payment_id,
+                payment_intent = intent_id,
+                error = %self.api_error(error, "canceling the PaymentIntent", Ambiguity::None),
+                "stripe PaymentIntent left open after the reader refused it; cancel it in the Dashboard"
+            ),
+        }
     }
 
     /// Cancels what `reader` is doing (a card prompt), as staff.

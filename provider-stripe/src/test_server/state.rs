@@ -187,6 +187,7 @@ impl FakeState {
                 self.prices.get(*id).cloned().ok_or_else(|| ApiError::missing("price", id))?
             }
             ("GET", ["v1", "disputes"]) => self.list_disputes(request.query.as_deref()),
+            ("POST", ["v1", "payment_intents", id, "cancel"]) => self.cancel_intent(id, &form)?,
             ("POST", ["v1", "terminal", "readers", id, "process_payment_intent"]) => self.process_intent(id, &form)?,
             ("POST", ["v1", "terminal", "readers", id, "cancel_action"]) => self.cancel_action(id)?,
             (method, _) => {
@@ -282,6 +283,21 @@ impl FakeState {
             }
         }
         Ok(intent)
+    }
+
+    fn cancel_intent(&mut self, id: &str, form: &Form<'_>) -> Result<Value, ApiError> {
+        let intent = self.intents.get_mut(id).ok_or_else(|| ApiError::missing("payment_intent", id))?;
+        let status = intent.get("status").and_then(Value::as_str).unwrap_or_default();
+        if matches!(status, "succeeded" | "canceled") {
+            return Err(ApiError::invalid(
+                "payment_intent_unexpected_state",
+                format!("You cannot cancel this PaymentIntent because it has a status of {status}."),
+            ));
+        }
+        set(intent, "status", json!("canceled"));
+        set(intent, "canceled_at", json!(self.now));
+        set(intent, "cancellation_reason", json!(form.get("cancellation_reason")));
+        Ok(intent.clone())
     }
 
     fn process_intent(&mut self, reader_id: &str, form: &Form<'_>) -> Result<Value, ApiError> {

@@ -107,6 +107,12 @@ async fn offline_reader_fails_the_start() {
     let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
     assert!(matches!(source, ProviderError::Api { status: 400, .. }), "{source:?}");
     assert_eq!(world.payment(payment).await.status(), PaymentStatus::Failed);
+
+    let requests = world.fake.requests();
+    let cancel = requests.iter().find(|sent| sent.path.ends_with("/cancel")).expect("the PaymentIntent is canceled");
+    assert_eq!(cancel.form_value("cancellation_reason"), Some("abandoned"));
+    let intent_id = cancel.path.trim_start_matches("/v1/payment_intents/").trim_end_matches("/cancel");
+    assert_eq!(world.fake.payment_intent(intent_id).unwrap()["status"], "canceled");
 }
 
 #[tokio::test]
@@ -124,6 +130,10 @@ async fn reader_server_error_leaves_the_payment_unknown() {
     let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
     assert!(source.is_ambiguous(), "{source:?}");
     assert_eq!(world.payment(payment).await.status(), PaymentStatus::Unknown);
+    assert!(
+        world.fake.requests().iter().all(|sent| !sent.path.ends_with("/cancel")),
+        "a reader that may be prompting keeps its PaymentIntent"
+    );
 }
 
 #[tokio::test]
