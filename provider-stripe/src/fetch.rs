@@ -8,9 +8,11 @@
 //! disputed, the dispute's opening and result, listed by PaymentIntent.
 //! Event ids are `fetch:{reference}:{state}`, so fetching an unchanged state
 //! twice yields a duplicate, never a second effect. A fetch that times out
-//! returns [`ProviderError::Timeout`] and reports nothing.
+//! returns [`ProviderError::Timeout`] and reports nothing. A hosted-page
+//! payment whose start timed out has no reference, and is reported expired
+//! once no session created for it can still be open.
 
-use billing_domain::{EventId, Payment, ProviderError, ProviderEvent};
+use billing_domain::{Channel, EventId, EventKind, Payment, PaymentMatch, ProviderError, ProviderEvent};
 use stripe_checkout::checkout_session::RetrieveCheckoutSession;
 use stripe_core::dispute::ListDispute;
 use stripe_core::payment_intent::RetrievePaymentIntent;
@@ -19,14 +21,14 @@ use crate::outcome::{dispute_outcomes, intent_outcomes, payment_match, session_o
 use crate::provider::{Ambiguity, StripeProvider};
 use crate::wire::{Dispute, PaymentIntent, Session};
 
+/// Stripe's longest Checkout Session lifetime (24 hours) plus an hour for
+/// clock skew between this service and Stripe.
+const SESSION_LIFETIME_BOUND: time::Duration = time::Duration::hours(25);
+
 impl StripeProvider {
     pub(crate) async fn fetch(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
-        // NOTE: a start that timed out leaves the payment without a reference,
-        // and Stripe cannot list Checkout Sessions by metadata, so such a
-        // payment stays for a staff decision. Its customer never received the
-        // session URL, so no money can have moved through it.
         let Some(reference) = &payment.reference else {
-            return Err(ProviderError::MissingReference { payment: payment.id });
+            return self.expired_without_session(payment);
         };
         let reference = reference.as_str();
 
@@ -94,6 +96,39 @@ impl StripeProvider {
             .await
             .map_err(|error| self.api_error(error, &format!("retrieving PaymentIntent {id}"), Ambiguity::None))?;
         Ok(PaymentIntent::from(&intent))
+    }
+
+    /// Reports a hosted-page payment whose start timed out as expired once
+    /// any session Stripe may have created for it has expired.
+    ///
+    /// Stripe cannot list Checkout Sessions by metadata, so such a payment
+    /// has no reference to fetch. Its customer never received a session URL,
+    /// so no money can have moved, and no session outlives Stripe's longest
+    /// expiry. Until then, and for other channels, it stays for staff.
+    fn expired_without_session(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
+        let now = self.now();
+        let settled_at = payment.created_at + SESSION_LIFETIME_BOUND;
+        if payment.channel != Channel::HostedPage || now < settled_at {
+            return Err(ProviderError::MissingReference { payment: payment.id });
+        }
+
+        let event_id = EventId::new(format!("fetch:{}:no-session:expired", payment.id))
+            .map_err(|error| self.invalid_request(format!("fetch event id: {error}")))?;
+        tracing::info!(payment_id = %payment.id, "stripe start without a session reported expired");
+        Ok(vec![ProviderEvent {
+            provider: self.name.clone(),
+            event_id,
+            occurred_at: now,
+            matches: PaymentMatch {
+                tenant_id: Some(payment.tenant_id),
+                invoice_id: Some(payment.invoice_id),
+                payment_id: Some(payment.id),
+                reference: None,
+            },
+            kind: EventKind::Expired,
+            amount: None,
+            provider_type: "fetch:checkout.session".to_owned(),
+        }])
     }
 
     /// Lists the disputes on a PaymentIntent's charges. Stripe allows one

@@ -192,3 +192,30 @@ async fn timed_out_checkout_leaves_the_payment_unknown() {
     assert!(source.is_ambiguous(), "{source:?}");
     assert_eq!(world.payment(payment).await.status(), PaymentStatus::Unknown);
 }
+
+#[tokio::test]
+async fn timed_out_checkout_expires_after_session_lifetime() {
+    let world = World::with_config(|config| config.with_request_timeout(Duration::from_millis(200))).await;
+    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
+    world.fake.set_delay(Duration::from_secs(2));
+    let error = world
+        .service
+        .start_public_payment(issued.token.expose(), &stripe_name(), PaymentOptions::default())
+        .await
+        .unwrap_err();
+    let BillingError::StartFailed { payment, .. } = error else { panic!("expected StartFailed, got {error:?}") };
+    world.fake.set_delay(Duration::ZERO);
+
+    // Within Stripe's 24-hour session lifetime a session may still be open.
+    world.clock.advance(time::Duration::hours(24));
+    world.service.reconcile_stale(time::Duration::minutes(15), 10).await.unwrap();
+    assert_eq!(world.payment(payment).await.status(), PaymentStatus::Unknown);
+
+    world.clock.advance(time::Duration::hours(1));
+    world.service.reconcile_stale(time::Duration::minutes(15), 10).await.unwrap();
+
+    assert_eq!(world.payment(payment).await.status(), PaymentStatus::Expired);
+    let entry = world.service.public_entry(issued.token.expose()).await.unwrap();
+    assert_eq!(entry.status, billing_domain::service::PublicStatus::Payable);
+    assert_eq!(world.service.balance(world.tenant).await.unwrap().balance, 0);
+}
