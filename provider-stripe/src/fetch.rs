@@ -107,8 +107,8 @@ impl StripeProvider {
     /// expiry. Until then, and for other channels, it stays for staff.
     fn expired_without_session(&self, payment: &Payment) -> Result<Vec<ProviderEvent>, ProviderError> {
         let now = self.now();
-        let settled_at = payment.created_at + SESSION_LIFETIME_BOUND;
-        if payment.channel != Channel::HostedPage || now < settled_at {
+        let sessions_open_until = payment.created_at + SESSION_LIFETIME_BOUND;
+        if payment.channel != Channel::HostedPage || now < sessions_open_until {
             return Err(ProviderError::MissingReference { payment: payment.id });
         }
 

@@ -70,13 +70,15 @@ pub(crate) struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// Returns the Price ids the request's rows would use, each once.
+/// Returns the Price ids the request's rows would use, each once, and none
+/// for rows that will be charged as one line anyway.
 pub(crate) fn prices_to_check(request: &StartRequest, config: &StripeConfig) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
-    if !config.itemises_rows() {
+    let charged = || request.lines.iter().filter(|line| !line.total.is_zero());
+    if !config.itemises_rows() || charged().any(|line| line.total.is_negative()) || charged().count() > MAX_LINE_ITEMS {
         return ids;
     }
-    for line in request.lines.iter().filter(|line| !line.total.is_zero()) {
+    for line in charged() {
         if let Some(RowReference::Price(id)) = config.row_reference(line.kind) {
             if !ids.contains(id) {
                 ids.push(id.clone());
@@ -381,13 +383,18 @@ mod tests {
 
     #[test]
     fn negative_discount_row_falls_back_to_one_line() {
-        let request = request(vec![line(RowKind::Content, dec!(1), dec!(20)), line(RowKind::Other, dec!(1), dec!(-5))]);
-        let planned = plan(&request, &itemising(), &HashMap::new()).unwrap();
+        let discounted =
+            request(vec![line(RowKind::Content, dec!(1), dec!(20)), line(RowKind::Other, dec!(1), dec!(-5))]);
+        let planned = plan(&discounted, &itemising(), &HashMap::new()).unwrap();
         assert_eq!(
             planned.items,
             vec![Item::Inline { unit_amount: 1500, quantity: 1, label: name("Invoice 2026-0012") }]
         );
         assert!(planned.warnings[0].contains("cannot be negative"), "{:?}", planned.warnings);
+
+        let with_price =
+            request(vec![line(RowKind::Credits, dec!(1), dec!(20)), line(RowKind::Other, dec!(1), dec!(-5))]);
+        assert!(prices_to_check(&with_price, &itemising()).is_empty(), "no Price lookup for a single line");
     }
 
     #[test]
