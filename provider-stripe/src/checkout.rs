@@ -42,8 +42,12 @@ impl StripeProvider {
         let mut intent_data = CreateCheckoutSessionPaymentIntentData::new();
         intent_data.metadata = Some(metadata.clone());
 
+        // Naming the currency keeps Checkout from charging a Price's
+        // `currency_options` entry for the customer's location instead of the
+        // invoice's own currency and amounts.
         let mut create = CreateCheckoutSession::new()
             .mode(CheckoutSessionMode::Payment)
+            .currency(currency)
             .line_items(line_items)
             .client_reference_id(request.payment_id.to_string())
             .metadata(metadata)

@@ -171,15 +171,20 @@ fn plan_row(
             let Some(price) = prices.get(id) else {
                 return Err(format!("Price {id} for {} rows was not retrieved", line.kind));
             };
-            match (quantity, unit_amount, price_mismatch(price, line, unit_amount)) {
+            // A quantity Stripe cannot take rules the Price out whatever its unit amount.
+            let mismatch = match quantity {
+                Some(_) => price_mismatch(price, line, unit_amount),
+                None => Some(format!("its quantity {} is not whole", line.quantity)),
+            };
+            match (quantity, unit_amount, mismatch) {
                 (Some(quantity), Some(unit_amount), None) => {
                     return Ok(Item::Price { price: id.clone(), quantity, unit_amount });
                 }
                 (_, _, mismatch) => {
-                    let reason = mismatch.unwrap_or_else(|| format!("its quantity {} is not whole", line.quantity));
+                    let reason = mismatch.unwrap_or_else(|| "the row cannot use it".to_owned());
                     warnings.push(format!(
                         "row {index} ({} row) cannot use Price {id}: {reason}; it is charged at its own \
-                         unit price against the Price's Product {}",
+                         amounts against the Price's Product {}",
                         line.kind, price.product
                     ));
                     Label::Product(price.product.clone())
@@ -217,9 +222,12 @@ fn price_mismatch(price: &CatalogPrice, line: &StartLine, unit_amount: Option<i6
     match (price.unit_amount, unit_amount) {
         (Some(price_unit), Some(row_unit)) if price_unit == row_unit => None,
         (price_unit, row_unit) => Some(format!(
-            "the Price's unit amount is {} and the row's is {} (minor units)",
-            price_unit.map_or_else(|| "unset".to_owned(), |amount| amount.to_string()),
-            row_unit.map_or_else(|| "not whole".to_owned(), |amount| amount.to_string()),
+            "the Price's unit amount is {} and the row's {}",
+            price_unit.map_or_else(|| "unset".to_owned(), |amount| format!("{amount} minor units")),
+            row_unit.map_or_else(
+                || "cannot be charged in Stripe's minor units".to_owned(),
+                |amount| format!("is {amount}")
+            ),
         )),
     }
 }
@@ -379,6 +387,15 @@ mod tests {
         let planned = plan(&whole, &itemising(), &prices).unwrap();
         assert!(matches!(planned.items[0], Item::Inline { unit_amount: 1000, quantity: 1, .. }));
         assert!(planned.warnings[0].contains("recurring"), "{:?}", planned.warnings);
+    }
+
+    #[test]
+    fn fractional_quantity_warning_names_the_quantity() {
+        let request = request(vec![line(RowKind::Credits, dec!(1.5), dec!(10))]);
+        let planned = plan(&request, &itemising(), &credits_price(1000)).unwrap();
+        assert_eq!(planned.warnings.len(), 1);
+        assert!(planned.warnings[0].contains("quantity 1.5 is not whole"), "{:?}", planned.warnings);
+        assert!(!planned.warnings[0].contains("unit amount"), "{:?}", planned.warnings);
     }
 
     #[test]

@@ -219,6 +219,9 @@ impl FakeState {
         }
         let success_url = form.require("success_url")?;
         let (currency, amount_total) = line_item_total(form, &self.prices)?;
+        if form.get("currency").is_some_and(|named| named != currency) {
+            return Err(ApiError::invalid("parameter_invalid", "currency must match the line items' currency"));
+        }
 
         let id = self.mint("cs_test_fake");
         let expires_at = match form.get("expires_at") {

@@ -42,6 +42,7 @@ async fn checkout_sends_exactly_the_expected_form() {
     let invoice_id = request.invoice_id.to_string();
     let expected = [
         ("mode", "payment"),
+        ("currency", "eur"),
         ("line_items[0][price_data][currency]", "eur"),
         ("line_items[0][price_data][unit_amount]", "2500"),
         ("line_items[0][price_data][product_data][name]", "Invoice 2026-0012"),

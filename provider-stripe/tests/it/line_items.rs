@@ -201,3 +201,21 @@ fn row(
 ) -> InvoiceRow {
     InvoiceRow { description: description.into(), quantity, unit_price: money(unit, "EUR"), project, content, credits }
 }
+
+/// A Price with `currency_options` lets Checkout present and charge another
+/// currency from the customer's location unless the session names its own.
+#[tokio::test]
+async fn multi_currency_price_keeps_invoice_currency() {
+    let fake = fake().await;
+    credits_price(&fake, 1000);
+    let options = serde_json::json!({ "gbp": { "unit_amount": 850 }, "eur": { "unit_amount": 1000 } });
+    fake.set_price_field("price_credits_pack", "currency_options", options);
+    let provider = provider(with_references(config(&fake)));
+    let request = itemised_request(vec![line(RowKind::Credits, dec!(2), dec!(10))]);
+
+    provider.start_payment(&request).await.unwrap();
+
+    let sent = fake.requests().last().unwrap().clone();
+    assert_eq!(sent.form_value("line_items[0][price]"), Some("price_credits_pack"));
+    assert_eq!(sent.form_value("currency"), Some("eur"));
+}
