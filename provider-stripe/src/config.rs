@@ -64,7 +64,9 @@ pub enum RowReference {
     /// amount, so the adapter retrieves it at each start and uses it only
     /// when it matches the row: same currency, same unit amount, per-unit
     /// billing and a whole quantity. Otherwise the row is charged at its own
-    /// unit price against the Price's Product, and a warning is logged.
+    /// unit price against the Price's Product, and a warning is logged. A
+    /// Price that cannot be retrieved fails the start with Stripe's error,
+    /// so a mistyped or test-mode id shows up at the first payment.
     Price(String),
     /// A Product (`prod_...`) whose name and image the page shows, charged at
     /// the row's own unit price.

@@ -144,10 +144,17 @@ impl StripeProvider {
                 ProviderError::Timeout { provider, during: format!("{during} (connection failed: {reason})") }
             }
             stripe::StripeError::ClientError(reason) => ProviderError::Transport { provider, reason },
-            stripe::StripeError::Stripe(api, status) if may_have_acted && status >= 500 => ProviderError::Timeout {
-                provider,
-                during: format!("{during} (status {status}: {})", api_message(&api)),
-            },
+            // Stripe answers `terminal_reader_timeout` when it could not hear
+            // back from the reader, which may have received the action anyway.
+            stripe::StripeError::Stripe(api, status)
+                if may_have_acted
+                    && (status >= 500 || api.code == Some(stripe::ApiErrorsCode::TerminalReaderTimeout)) =>
+            {
+                ProviderError::Timeout {
+                    provider,
+                    during: format!("{during} (status {status}: {})", api_message(&api)),
+                }
+            }
             stripe::StripeError::Stripe(api, status) => {
                 ProviderError::Api { provider, status, message: format!("{during}: {}", api_message(&api)) }
             }

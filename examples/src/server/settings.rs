@@ -155,6 +155,12 @@ impl Settings {
                     .collect(),
                 row_references: parse_row_references(env("STRIPE_ROW_REFERENCES"))?,
             }),
+            None if non_empty(env("STRIPE_ROW_REFERENCES")).is_some() => {
+                return Err(SettingsError::Incomplete {
+                    present: "STRIPE_ROW_REFERENCES",
+                    missing: "STRIPE_SECRET_KEY",
+                });
+            }
             None => None,
         };
         Ok(Settings { port, base_url, database_url: non_empty(env("DATABASE_URL")), stripe, maksekeskus })
@@ -317,6 +323,11 @@ mod tests {
             ]
         );
         assert_eq!(read(&[], &keys).unwrap().stripe.unwrap().row_references, []);
+        assert_eq!(
+            read(&[], &[("STRIPE_ROW_REFERENCES", "credits=price_123")]).unwrap_err(),
+            SettingsError::Incomplete { present: "STRIPE_ROW_REFERENCES", missing: "STRIPE_SECRET_KEY" },
+            "the stand-in has no catalogue, so references without an account are an error, not ignored"
+        );
 
         for (value, problem) in [
             ("credits", "has no `=`"),

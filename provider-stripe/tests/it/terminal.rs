@@ -137,6 +137,25 @@ async fn reader_server_error_leaves_the_payment_unknown() {
 }
 
 #[tokio::test]
+async fn reader_timeout_leaves_the_payment_unknown() {
+    let world = World::new().await;
+    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
+    let message = "Stripe could not reach the reader.";
+    world.fake.fail_next_on("/process_payment_intent", 400, "terminal_reader_timeout", message);
+
+    let error = world
+        .service
+        .start_terminal_payment(&world.staff, issued.invoice.id, &stripe_name(), READER)
+        .await
+        .unwrap_err();
+
+    let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
+    assert!(source.is_ambiguous(), "{source:?}");
+    assert_eq!(world.payment(payment).await.status(), PaymentStatus::Unknown);
+    assert!(world.fake.requests().iter().all(|sent| !sent.path.ends_with("/cancel")), "the reader may be prompting");
+}
+
+#[tokio::test]
 async fn staff_cancel_reader_action() {
     let world = World::new().await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
