@@ -271,6 +271,10 @@ impl Payment {
     /// Marks the payment as contested. An opening that arrives after the
     /// dispute closed is stale and changes nothing.
     ///
+    /// NOTE: a payment has one dispute. Stripe allows one per charge, but a
+    /// provider that opened a second one after the first closed would see
+    /// its opening ignored and its result rejected for staff.
+    ///
     /// # Errors
     ///
     /// [`PaymentError::InvalidTransition`] unless the money arrived.

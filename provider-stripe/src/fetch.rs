@@ -131,13 +131,17 @@ impl StripeProvider {
         }])
     }
 
-    /// Lists the disputes on a PaymentIntent's charges. Stripe allows one
-    /// dispute per charge, so the first page contains them all.
+    /// Lists the disputes on a PaymentIntent's charges, oldest first. Stripe
+    /// allows one dispute per charge, so the first page contains them all.
     async fn list_disputes(&self, intent_id: &str) -> Result<Vec<Dispute>, ProviderError> {
-        let disputes = ListDispute::new().payment_intent(intent_id).send(&self.client).await.map_err(|error| {
+        let listed = ListDispute::new().payment_intent(intent_id).send(&self.client).await.map_err(|error| {
             self.api_error(error, &format!("listing the disputes of PaymentIntent {intent_id}"), Ambiguity::None)
         })?;
-        Ok(disputes.data.iter().map(Dispute::from).collect())
+
+        // Stripe lists newest first; events must follow the order things happened.
+        let mut disputes: Vec<Dispute> = listed.data.iter().map(Dispute::from).collect();
+        disputes.sort_by_key(|dispute| dispute.created);
+        Ok(disputes)
     }
 
     fn unreadable(&self, reference: &str, error: OutcomeError) -> ProviderError {

@@ -101,6 +101,9 @@ pub struct Dispute {
     /// `warning_needs_response`, `warning_under_review`, `warning_closed`,
     /// `needs_response`, `under_review`, `won`, `lost` or `prevented`.
     pub status: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: i64,
     pub charge: Option<IdOrObject>,
     pub payment_intent: Option<IdOrObject>,
 }
@@ -140,6 +143,7 @@ impl From<&stripe_shared::Dispute> for Dispute {
             amount: dispute.amount,
             currency: dispute.currency.to_string(),
             status: dispute.status.as_str().to_owned(),
+            created: dispute.created,
             charge: Some(IdOrObject::Id(dispute.charge.id().as_str().to_owned())),
             payment_intent: dispute
                 .payment_intent
