@@ -181,15 +181,9 @@ async fn stripe_rejection_fails_the_payment() {
 async fn timed_out_checkout_leaves_the_payment_unknown() {
     let world = World::with_config(|config| config.with_request_timeout(Duration::from_millis(200))).await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
-    world.fake.set_delay(Duration::from_secs(2));
 
-    let error = world
-        .service
-        .start_public_payment(issued.token.expose(), &stripe_name(), PaymentOptions::default())
-        .await
-        .unwrap_err();
+    let (payment, source) = timed_out_start(&world, issued.token.expose()).await;
 
-    let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
     assert!(source.is_ambiguous(), "{source:?}");
     assert_eq!(world.payment(payment).await.status(), PaymentStatus::Unknown);
 }
@@ -198,14 +192,7 @@ async fn timed_out_checkout_leaves_the_payment_unknown() {
 async fn timed_out_checkout_expires_after_session_lifetime() {
     let world = World::with_config(|config| config.with_request_timeout(Duration::from_millis(200))).await;
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
-    world.fake.set_delay(Duration::from_secs(2));
-    let error = world
-        .service
-        .start_public_payment(issued.token.expose(), &stripe_name(), PaymentOptions::default())
-        .await
-        .unwrap_err();
-    let BillingError::StartFailed { payment, .. } = error else { panic!("expected StartFailed, got {error:?}") };
-    world.fake.set_delay(Duration::ZERO);
+    let (payment, _) = timed_out_start(&world, issued.token.expose()).await;
 
     // Within Stripe's 24-hour session lifetime a session may still be open.
     world.clock.advance(time::Duration::hours(24));
@@ -219,4 +206,15 @@ async fn timed_out_checkout_expires_after_session_lifetime() {
     let entry = world.service.public_entry(issued.token.expose()).await.unwrap();
     assert_eq!(entry.status, billing_domain::service::PublicStatus::Payable);
     assert_eq!(world.service.balance(world.tenant).await.unwrap().balance, 0);
+}
+
+/// Starts a Checkout payment while the fake Stripe answers too slowly for
+/// the client's timeout, and returns the payment and the provider error.
+async fn timed_out_start(world: &World, token: &str) -> (PaymentId, ProviderError) {
+    world.fake.set_delay(Duration::from_secs(2));
+    let error = world.service.start_public_payment(token, &stripe_name(), PaymentOptions::default()).await.unwrap_err();
+    world.fake.set_delay(Duration::ZERO);
+
+    let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
+    (payment, source)
 }

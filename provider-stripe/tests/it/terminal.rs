@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use rust_decimal_macros::dec;
 
 use billing_domain::service::PaymentStart;
-use billing_domain::{BillingError, InvoiceStatus, PaymentStatus, ProviderError};
+use billing_domain::{BillingError, InvoiceStatus, PaymentId, PaymentStatus, ProviderError};
 
 use crate::support::{money, stripe_name, World};
 
@@ -95,16 +95,9 @@ async fn declined_card_keeps_invoice_open() {
 #[tokio::test]
 async fn offline_reader_fails_the_start() {
     let world = World::new().await;
-    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
-    world.fake.fail_next_on("/process_payment_intent", 400, "terminal_reader_offline", "Reader is offline.");
 
-    let error = world
-        .service
-        .start_terminal_payment(&world.staff, issued.invoice.id, &stripe_name(), READER)
-        .await
-        .unwrap_err();
+    let (payment, source) = refused_start(&world, 400, "terminal_reader_offline", "Reader is offline.").await;
 
-    let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
     assert!(matches!(source, ProviderError::Api { status: 400, .. }), "{source:?}");
     assert_eq!(world.payment(payment).await.status(), PaymentStatus::Failed);
 
@@ -118,16 +111,9 @@ async fn offline_reader_fails_the_start() {
 #[tokio::test]
 async fn reader_server_error_leaves_the_payment_unknown() {
     let world = World::new().await;
-    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
-    world.fake.fail_next_on("/process_payment_intent", 500, "api_error", "Something went wrong.");
 
-    let error = world
-        .service
-        .start_terminal_payment(&world.staff, issued.invoice.id, &stripe_name(), READER)
-        .await
-        .unwrap_err();
+    let (payment, source) = refused_start(&world, 500, "api_error", "Something went wrong.").await;
 
-    let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
     assert!(source.is_ambiguous(), "{source:?}");
     assert_eq!(world.payment(payment).await.status(), PaymentStatus::Unknown);
     assert!(
@@ -139,17 +125,10 @@ async fn reader_server_error_leaves_the_payment_unknown() {
 #[tokio::test]
 async fn reader_timeout_leaves_the_payment_unknown() {
     let world = World::new().await;
-    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
     let message = "Stripe could not reach the reader.";
-    world.fake.fail_next_on("/process_payment_intent", 400, "terminal_reader_timeout", message);
 
-    let error = world
-        .service
-        .start_terminal_payment(&world.staff, issued.invoice.id, &stripe_name(), READER)
-        .await
-        .unwrap_err();
+    let (payment, source) = refused_start(&world, 400, "terminal_reader_timeout", message).await;
 
-    let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
     assert!(source.is_ambiguous(), "{source:?}");
     assert_eq!(world.payment(payment).await.status(), PaymentStatus::Unknown);
     assert!(world.fake.requests().iter().all(|sent| !sent.path.ends_with("/cancel")), "the reader may be prompting");
@@ -180,4 +159,20 @@ async fn cancel_rejects_bad_reader() {
 
     assert!(matches!(empty, ProviderError::InvalidRequest { .. }), "{empty:?}");
     assert!(matches!(unknown, ProviderError::Api { status: 404, .. }), "{unknown:?}");
+}
+
+/// Starts a Terminal payment whose reader call Stripe answers with an error,
+/// and returns the payment and the provider error.
+async fn refused_start(world: &World, status: u16, code: &str, message: &str) -> (PaymentId, ProviderError) {
+    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
+    world.fake.fail_next_on("/process_payment_intent", status, code, message);
+
+    let error = world
+        .service
+        .start_terminal_payment(&world.staff, issued.invoice.id, &stripe_name(), READER)
+        .await
+        .unwrap_err();
+
+    let BillingError::StartFailed { payment, source } = error else { panic!("expected StartFailed, got {error:?}") };
+    (payment, source)
 }
