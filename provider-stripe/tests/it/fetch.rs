@@ -244,11 +244,7 @@ async fn disputed_session_reports_opening_then_result() {
 #[tokio::test]
 async fn reconcile_settles_a_lost_dispute_whose_opening_never_arrived() {
     let world = World::new().await;
-    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
-    let (payment_id, session_id) = world.start_checkout(issued.token.expose()).await;
-    let session = world.fake.pay_session(&session_id).unwrap();
-    let intent_id = session["payment_intent"].as_str().unwrap().to_owned();
-    world.deliver("evt_test_completed", "checkout.session.completed", session).await.unwrap();
+    let (issued, payment_id, intent_id) = world.paid_checkout(money(dec!(25), "EUR"), 100).await;
     world.fake.dispute(&intent_id, "needs_response").unwrap();
     let lost = world.fake.dispute(&intent_id, "lost").unwrap();
 

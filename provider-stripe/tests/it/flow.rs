@@ -57,11 +57,7 @@ async fn completion_pays_once_refund_reverses() {
 #[tokio::test]
 async fn partial_refunds_are_cumulative() {
     let world = World::new().await;
-    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
-    let (payment_id, session_id) = world.start_checkout(issued.token.expose()).await;
-    let session = world.fake.pay_session(&session_id).unwrap();
-    let intent_id = session["payment_intent"].as_str().unwrap().to_owned();
-    world.deliver("evt_test_completed", "checkout.session.completed", session).await.unwrap();
+    let (_, payment_id, intent_id) = world.paid_checkout(money(dec!(25), "EUR"), 100).await;
 
     let first = world.fake.refund(&intent_id, 500).unwrap();
     world.deliver("evt_test_refund_1", "charge.refunded", first.clone()).await.unwrap();
@@ -102,11 +98,7 @@ async fn completion_with_another_amount_is_rejected() {
 #[tokio::test]
 async fn lost_dispute_reverses_credits() {
     let world = World::new().await;
-    let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
-    let (payment_id, session_id) = world.start_checkout(issued.token.expose()).await;
-    let session = world.fake.pay_session(&session_id).unwrap();
-    let intent_id = session["payment_intent"].as_str().unwrap().to_owned();
-    world.deliver("evt_test_completed", "checkout.session.completed", session).await.unwrap();
+    let (_, payment_id, intent_id) = world.paid_checkout(money(dec!(25), "EUR"), 100).await;
 
     let opened = world.fake.dispute(&intent_id, "needs_response").unwrap();
     world.deliver("evt_test_dispute_open", "charge.dispute.created", opened).await.unwrap();

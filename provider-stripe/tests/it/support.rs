@@ -154,6 +154,18 @@ impl World {
         (payment_id, reference.as_str().to_owned())
     }
 
+    /// Issues an invoice of one row granting `credits`, pays it through
+    /// Checkout and delivers the signed completion. Returns the issued
+    /// invoice, the payment id and the PaymentIntent id.
+    pub async fn paid_checkout(&self, unit_price: Money, credits: u64) -> (IssuedInvoice, PaymentId, String) {
+        let issued = self.issue_invoice(unit_price, credits).await;
+        let (payment_id, session_id) = self.start_checkout(issued.token.expose()).await;
+        let session = self.fake.pay_session(&session_id).unwrap();
+        let intent_id = session["payment_intent"].as_str().unwrap().to_owned();
+        self.deliver("evt_test_completed", "checkout.session.completed", session).await.unwrap();
+        (issued, payment_id, intent_id)
+    }
+
     /// Signs `object` as event `event_id` at the clock's reading and hands it to the service.
     pub async fn deliver(
         &self,
