@@ -116,7 +116,7 @@ pub struct InvoiceRow {
 }
 
 impl InvoiceRow {
-    /// What the row sells, read from what it grants: credits first, then
+    /// Returns what the row sells, read from what it grants: credits first, then
     /// content, then a project. A row that grants credits and also links a
     /// project is a credits row.
     pub fn kind(&self) -> RowKind {
@@ -141,7 +141,7 @@ impl InvoiceRow {
     }
 }
 
-/// What an invoice row sells. A provider adapter may map each kind to an
+/// The kind of thing an invoice row sells. A provider adapter may map each kind to an
 /// entry of the integrator's own catalogue (a Stripe Price or Product), so
 /// hosted pages and provider reports group sales without seeing row text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

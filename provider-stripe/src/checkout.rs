@@ -89,9 +89,7 @@ impl StripeProvider {
         );
         Ok(StartOutcome::Redirect { url, reference })
     }
-}
 
-impl StripeProvider {
     /// Retrieves a Price a row reference names, to check what it charges.
     async fn retrieve_price(&self, id: &str) -> Result<CatalogPrice, ProviderError> {
         let price = RetrievePrice { id: id.to_owned() }

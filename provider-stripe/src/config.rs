@@ -64,7 +64,7 @@ pub enum RowReference {
     /// amount, so the adapter retrieves it at each start and uses it only
     /// when it matches the row: same currency, same unit amount, per-unit
     /// billing and a whole quantity. Otherwise the row is charged at its own
-    /// unit price against the Price's Product, and a warning is logged. A
+    /// amounts against the Price's Product, and a warning is logged. A
     /// Price that cannot be retrieved fails the start with Stripe's error,
     /// so a mistyped or test-mode id shows up at the first payment.
     Price(String),
@@ -281,8 +281,8 @@ fn check_webhook_secret(secret: &Secret) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Stripe ids go into URL paths (`/v1/prices/{id}`), so they are held to
-/// the characters Stripe's own ids use.
+/// Checks an id that goes into a URL path (`/v1/prices/{id}`), allowing
+/// only the characters of Stripe's generated ids.
 fn check_stripe_id(field: &'static str, id: &str) -> Result<(), ConfigError> {
     let valid = !id.is_empty() && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
     if !valid {

@@ -415,7 +415,7 @@ mod tests {
     }
 
     #[test]
-    fn zero_rows_skipped_and_too_many_rows_fall_back() {
+    fn zero_and_excess_rows_handled() {
         let request_with_zero =
             request(vec![line(RowKind::Content, dec!(1), dec!(20)), line(RowKind::Other, dec!(1), dec!(0))]);
         let planned = plan(&request_with_zero, &itemising(), &HashMap::new()).unwrap();
@@ -431,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_that_do_not_add_up_fall_back_to_the_payment_amount() {
+    fn mismatched_sum_falls_back() {
         let mut request = request(vec![line(RowKind::Content, dec!(1), dec!(20))]);
         request.amount = eur(dec!(25));
         let planned = plan(&request, &itemising(), &HashMap::new()).unwrap();

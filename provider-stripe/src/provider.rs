@@ -144,8 +144,8 @@ impl StripeProvider {
                 ProviderError::Timeout { provider, during: format!("{during} (connection failed: {reason})") }
             }
             stripe::StripeError::ClientError(reason) => ProviderError::Transport { provider, reason },
-            // Stripe answers `terminal_reader_timeout` when it could not hear
-            // back from the reader, which may have received the action anyway.
+            // Stripe returns `terminal_reader_timeout` when the reader did not
+            // respond in time, and the reader may have received the action anyway.
             stripe::StripeError::Stripe(api, status)
                 if may_have_acted
                     && (status >= 500 || api.code == Some(stripe::ApiErrorsCode::TerminalReaderTimeout)) =>

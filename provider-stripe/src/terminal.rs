@@ -48,8 +48,8 @@ impl StripeProvider {
             .await
             .map_err(|error| self.api_error(error, &during, Ambiguity::MayHaveTakenEffect));
         if let Err(error) = processed {
-            // A reader that may be prompting keeps its PaymentIntent; one that
-            // definitely refused leaves a PaymentIntent nobody will use.
+            // A reader that may be prompting keeps its PaymentIntent. One that
+            // definitely rejected the action leaves a PaymentIntent that cannot charge.
             if !error.is_ambiguous() {
                 self.cancel_unused_intent(request, intent.id.as_str()).await;
             }

@@ -176,7 +176,7 @@ impl Settings {
     }
 }
 
-/// The non-empty, trimmed items of a comma-separated list.
+/// Returns the non-empty, trimmed items of a comma-separated list.
 fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|item| !item.is_empty())
 }
@@ -306,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn stripe_row_references_map_kinds_to_prices_and_products() {
+    fn stripe_row_references_parse_kinds() {
         let keys = [("STRIPE_SECRET_KEY", "sk_test_x"), ("STRIPE_WEBHOOK_SECRET", "whsec_y")];
         let with = |value: &'static str| {
             let mut env = keys.to_vec();

@@ -704,7 +704,7 @@ fn line_item_total(form: &Form<'_>, prices: &BTreeMap<String, Value>) -> Result<
     }
 }
 
-/// The currency and unit amount of a stored Price a line item names.
+/// Returns the currency and unit amount of a stored Price a line item names.
 fn stored_price(prices: &BTreeMap<String, Value>, id: &str) -> Result<(String, i64), ApiError> {
     let price = prices.get(id).ok_or_else(|| ApiError::missing("price", id))?;
     if price.get("active") != Some(&json!(true)) {
@@ -723,7 +723,7 @@ fn stored_price(prices: &BTreeMap<String, Value>, id: &str) -> Result<(String, i
     Ok((currency, unit_amount))
 }
 
-/// The currency and unit amount of a `price_data` line item.
+/// Returns the currency and unit amount of a `price_data` line item.
 fn inline_price(form: &Form<'_>, item: &dyn Fn(&str) -> String) -> Result<(String, i64), ApiError> {
     if form.get(&item("[price_data][product]")).is_none()
         && form.get(&item("[price_data][product_data][name]")).is_none()

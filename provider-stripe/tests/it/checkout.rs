@@ -208,7 +208,7 @@ async fn timed_out_checkout_expires_after_session_lifetime() {
     assert_eq!(world.service.balance(world.tenant).await.unwrap().balance, 0);
 }
 
-/// Starts a Checkout payment while the fake Stripe answers too slowly for
+/// Starts a Checkout payment while the fake Stripe responds too slowly for
 /// the client's timeout, and returns the payment and the provider error.
 async fn timed_out_start(world: &World, token: &str) -> (PaymentId, ProviderError) {
     world.fake.set_delay(Duration::from_secs(2));

@@ -242,7 +242,7 @@ async fn disputed_session_reports_opening_then_result() {
 }
 
 #[tokio::test]
-async fn reconcile_settles_a_lost_dispute_whose_opening_never_arrived() {
+async fn reconcile_settles_parked_dispute_loss() {
     let world = World::new().await;
     let (issued, payment_id, intent_id) = world.paid_checkout(money(dec!(25), "EUR"), 100).await;
     world.fake.dispute(&intent_id, "needs_response").unwrap();

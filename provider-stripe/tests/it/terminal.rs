@@ -161,7 +161,7 @@ async fn cancel_rejects_bad_reader() {
     assert!(matches!(unknown, ProviderError::Api { status: 404, .. }), "{unknown:?}");
 }
 
-/// Starts a Terminal payment whose reader call Stripe answers with an error,
+/// Starts a Terminal payment whose reader call Stripe fails with an error,
 /// and returns the payment and the provider error.
 async fn refused_start(world: &World, status: u16, code: &str, message: &str) -> (PaymentId, ProviderError) {
     let issued = world.issue_invoice(money(dec!(25), "EUR"), 100).await;
